@@ -1,1 +1,7 @@
 """convbert_tf: ConvBERT (span-based dynamic convolution BERT) on TensorFlow 2 and Keras 3."""
+
+from convbert_tf.config import ConfigError, ConvBertConfig, generator_config
+from convbert_tf.encoder import ConvBertEncoder
+from convbert_tf.checkpoints import (CheckpointError, load_encoder, load_original_checkpoint,
+                                     load_original_pretraining_checkpoint, save_encoder,
+                                     save_original_checkpoint)

@@ -1,0 +1,9 @@
+"""Keras layers of ConvBERT: one concept per file."""
+
+from convbert_tf.layers.embeddings import ConvBertEmbeddings
+from convbert_tf.layers.encoder_block import ConvBertBlock
+from convbert_tf.layers.grouped_dense import GroupedDense
+from convbert_tf.layers.mixed_attention import MixedAttention
+from convbert_tf.layers.mlm_head import MaskedLMHead
+from convbert_tf.layers.rtd_head import ReplacedTokenDetectionHead
+from convbert_tf.layers.span_conv import SpanDynamicConv

@@ -1,0 +1,18 @@
+"""Activations by the names the original config uses; GELU is the exact (erf) form."""
+
+import tensorflow as tf
+
+
+def gelu(x):
+    """Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))), as the original release computes it."""
+    return tf.nn.gelu(x, approximate=False)
+
+
+_ACTIVATIONS = {"gelu": gelu, "relu": tf.nn.relu, "tanh": tf.tanh, "linear": None}
+
+
+def get_activation(name):
+    """Returns the activation function for `name` ('gelu', 'relu', 'tanh' or 'linear' -> None)."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; use one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]

@@ -1,0 +1,77 @@
+"""GroupedDense: the grouped linear (GL) layer of ConvBERT's feed-forward block.
+
+Legend: B batch, T length, G groups, I input width, O output width.
+"""
+
+import keras
+import tensorflow as tf
+
+from convbert_tf.layers.activations import get_activation
+from convbert_tf.layers.initializers import truncated_normal
+
+
+@keras.saving.register_keras_serializable(package="convbert_tf")
+class GroupedDense(keras.layers.Layer):
+    """A dense layer split into G independent groups of contiguous channels (paper §3.3).
+
+    The input's last axis is cut into G contiguous chunks of I/G channels; chunk g is multiplied
+    by kernel[g] ([I/G, O/G]); the G results are concatenated in order and a full-width bias
+    is added. No channel shuffle. With groups=1 it is a plain dense layer with a [I, O] kernel
+    (the original names that variable `dense`, the grouped one `g_dense`).
+
+    Input [..., I] -> output [..., O]. I and O must be divisible by G (the original silently
+    floors; here it is an error).
+
+    Args:
+      units: O, the output width.
+      groups: G.
+      activation: 'gelu', 'relu', 'tanh', 'linear' or None.
+      initializer_range: stddev of the truncated-normal kernel initializer.
+    """
+
+    def __init__(self, units, groups=1, activation=None, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        if groups < 1 or units % groups:
+            raise ValueError(f"GroupedDense: units ({units}) must be divisible by groups ({groups})")
+        self.units = units
+        self.groups = groups
+        self.activation = activation
+        self.initializer_range = initializer_range
+        self._activation_fn = get_activation(activation or "linear")
+
+    def build(self, input_shape):
+        in_width = input_shape[-1]
+        if in_width % self.groups:
+            raise ValueError(
+                f"GroupedDense '{self.name}': input width ({in_width}) must be divisible by "
+                f"groups ({self.groups})")
+        if self.groups == 1:
+            kernel_shape = (in_width, self.units)  # [I, O]
+        else:
+            kernel_shape = (self.groups, in_width // self.groups, self.units // self.groups)  # [G, I/G, O/G]
+        self.kernel = self.add_weight(name="kernel", shape=kernel_shape,
+                                      initializer=truncated_normal(self.initializer_range))
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+    def call(self, inputs):
+        kernel = tf.cast(self.kernel, self.compute_dtype)
+        if self.groups == 1:
+            outputs = tf.einsum("...I,IO->...O", inputs, kernel)  # [..., O]
+        else:
+            chunked = tf.reshape(inputs, tf.concat(
+                [tf.shape(inputs)[:-1], [self.groups, kernel.shape[1]]], 0))  # [..., G, I/G]
+            outputs = tf.einsum("...GI,GIO->...GO", chunked, kernel)  # [..., G, O/G]
+            outputs = tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [self.units]], 0))  # [..., O]
+        outputs = outputs + tf.cast(self.bias, self.compute_dtype)
+        if self._activation_fn is not None:
+            outputs = self._activation_fn(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, groups=self.groups, activation=self.activation,
+                      initializer_range=self.initializer_range)
+        return config

@@ -1,0 +1,58 @@
+"""MaskedLMHead: the ELECTRA generator's MLM head, tied to the shared word embeddings.
+
+Legend: B batch, P masked positions, D generator hidden, E embedding width, V vocab size.
+"""
+
+import keras
+import tensorflow as tf
+
+from convbert_tf.layers.activations import get_activation
+from convbert_tf.layers.initializers import truncated_normal
+from convbert_tf.ops import LAYER_NORM_EPSILON
+
+
+@keras.saving.register_keras_serializable(package="convbert_tf")
+class MaskedLMHead(keras.layers.Layer):
+    """logits = LayerNorm(act(hidden W + b)) word_embeddings^T + output_bias (reference §4.3).
+
+    The output matrix is the transposed word-embedding table, shared with the encoders; the
+    head owns only `dense` [D, E], `LayerNorm` and `output_bias` [V] (original scope
+    `generator_predictions`).
+
+    Args:
+      embedding_layer: the ConvBertEmbeddings whose `word_embeddings` [V, E] are tied.
+      activation: the encoder's hidden_act.
+      initializer_range: stddev of the dense kernel's truncated-normal initializer.
+
+    Call args:
+      hidden: [B, P, D] generator states at the masked positions.
+
+    Returns:
+      [B, P, V] logits (float32).
+    """
+
+    def __init__(self, embedding_layer, activation="gelu", initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding_layer = embedding_layer
+        self.activation = activation
+        self.initializer_range = initializer_range
+        self.dense = keras.layers.Dense(
+            embedding_layer.embedding_size, activation=get_activation(activation),
+            kernel_initializer=truncated_normal(initializer_range), dtype=self.dtype_policy, name="dense")
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="LayerNorm")
+
+    def build(self, hidden_shape):
+        self.dense.build(hidden_shape)
+        self.layer_norm.build(tuple(hidden_shape[:-1]) + (self.embedding_layer.embedding_size,))
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.embedding_layer.vocab_size,),
+                                           initializer="zeros")
+
+    def call(self, hidden):
+        projected = self.layer_norm(self.dense(hidden))  # [B, P, E]
+        word_embeddings = tf.cast(self.embedding_layer.word_embeddings, self.compute_dtype)  # [V, E]
+        logits = tf.einsum("BPE,VE->BPV", projected, word_embeddings)  # [B, P, V]
+        return tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+
+    def compute_output_shape(self, hidden_shape):
+        return tuple(hidden_shape[:-1]) + (self.embedding_layer.vocab_size,)

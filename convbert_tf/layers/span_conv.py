@@ -1,0 +1,104 @@
+"""SpanDynamicConv: the span-based dynamic convolution heads of ConvBERT (paper §3.2).
+
+Legend: B batch, T length, D hidden (the layer input width), N heads, H head size,
+C = N * H channels, K kernel size.
+"""
+
+import keras
+import tensorflow as tf
+
+from convbert_tf import ops
+from convbert_tf.layers.initializers import truncated_normal
+
+
+@keras.saving.register_keras_serializable(package="convbert_tf")
+class SpanDynamicConv(keras.layers.Layer):
+    """Span-based dynamic convolution over the layer input, one kernel per position and head.
+
+    As the original release computes it (reference §1.3):
+      span_key    = SeparableConv1D_K(hidden)           [B, T, C]  (`conv_attn_key`: depthwise
+                    [K, D, 1] with 'same' zero padding, no depthwise bias, pointwise [1, D, C] + bias)
+      span_kernel = softmax_K(Dense(span_key * query))  [B, T, N, K]  (`conv_attn_kernel`; the
+                    query is the attention query, bias included, not scaled by 1/sqrt(H))
+      conv_values = Dense(hidden)                       [B, T, C]  (`conv_attn_point`)
+      output[t, n] = sum_i span_kernel[t, n, i] * conv_values[t + i - (K-1)/2, n]  [B, T, C]
+    with zeros outside 0..T-1. No dropout on the dynamic kernel.
+
+    Masking: by default the padding mask is NOT used, exactly like the original, so the last
+    (K-1)/2 real tokens see [PAD] positions and their outputs depend on the amount of padding.
+    With `mask_padding=True` padded positions are zeroed in the span-key input and in the conv
+    values, which makes real tokens' outputs independent of padding (not in the original).
+
+    This is the simple reference formulation (an explicit window unfold).
+
+    Args:
+      num_heads: N, convolution heads.
+      head_size: H, channels per head.
+      kernel_size: K, odd.
+      initializer_range: stddev for the dense kernels; the depthwise kernel uses 1/K.
+      mask_padding: see Masking above.
+
+    Call args:
+      hidden: [B, T, D] layer input.
+      query: [B, T, C] the attention query projection.
+      padding_mask: optional [B, T], 1 for real tokens; used only when mask_padding is True.
+
+    Returns:
+      [B, T, C] convolution heads, head-major (head n occupies channels n*H ... n*H + H - 1).
+    """
+
+    def __init__(self, num_heads, head_size, kernel_size, initializer_range=0.02,
+                 mask_padding=False, **kwargs):
+        super().__init__(**kwargs)
+        if kernel_size < 1 or kernel_size % 2 != 1:
+            raise ValueError(f"SpanDynamicConv: kernel_size must be odd and >= 1, got {kernel_size}")
+        self.num_heads = num_heads
+        self.head_size = head_size
+        self.kernel_size = kernel_size
+        self.initializer_range = initializer_range
+        self.mask_padding = mask_padding
+        channels = num_heads * head_size
+        self.key_conv = keras.layers.SeparableConv1D(
+            channels, kernel_size, padding="same", depth_multiplier=1,
+            depthwise_initializer=truncated_normal(1.0 / kernel_size),
+            pointwise_initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="conv_attn_key")
+        self.kernel_dense = keras.layers.Dense(
+            num_heads * kernel_size, kernel_initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="conv_attn_kernel")
+        self.value_dense = keras.layers.Dense(
+            channels, kernel_initializer=truncated_normal(initializer_range),
+            dtype=self.dtype_policy, name="conv_attn_point")
+
+    def build(self, hidden_shape, query_shape=None, padding_mask_shape=None):
+        self.key_conv.build(hidden_shape)
+        self.kernel_dense.build(tuple(hidden_shape[:-1]) + (self.num_heads * self.head_size,))
+        self.value_dense.build(hidden_shape)
+
+    def call(self, hidden, query, padding_mask=None):
+        batch, length = ops.shape_list(hidden)[:2]
+        if self.mask_padding and padding_mask is not None:
+            keep = tf.cast(padding_mask, hidden.dtype)[:, :, None]  # [B, T, 1]
+            hidden = hidden * keep  # [B, T, D]
+        span_key = self.key_conv(hidden)  # [B, T, C]
+        kernel_logits = self.kernel_dense(span_key * query)  # [B, T, N*K]
+        kernel_logits = tf.reshape(kernel_logits, [batch, length, self.num_heads, self.kernel_size])  # [B, T, N, K]
+        span_kernel = tf.nn.softmax(tf.cast(kernel_logits, tf.float32), axis=-1)
+        span_kernel = tf.cast(span_kernel, self.compute_dtype)  # [B, T, N, K]
+
+        conv_values = self.value_dense(hidden)  # [B, T, C]
+        if self.mask_padding and padding_mask is not None:
+            conv_values = conv_values * keep  # [B, T, C]
+        windows = ops.unfold_windows(conv_values, self.kernel_size)  # [B, T, C, K]
+        windows = tf.reshape(windows, [batch, length, self.num_heads, self.head_size, self.kernel_size])  # [B, T, N, H, K]
+        conv_out = tf.einsum("BTNHK,BTNK->BTNH", windows, span_kernel)  # [B, T, N, H]
+        return tf.reshape(conv_out, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
+
+    def compute_output_shape(self, hidden_shape, query_shape=None, padding_mask_shape=None):
+        return tuple(hidden_shape[:-1]) + (self.num_heads * self.head_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, head_size=self.head_size, kernel_size=self.kernel_size,
+                      initializer_range=self.initializer_range, mask_padding=self.mask_padding)
+        return config
