@@ -45,3 +45,10 @@ def shape_list(tensor):
 
 # LayerNorm epsilon hard-coded by the original release (tf.contrib.layers.layer_norm).
 LAYER_NORM_EPSILON = 1e-12
+
+
+def upcast_half(tensor):
+    """Half-precision (float16 / bfloat16) tensors cast to float32; others unchanged."""
+    if tensor.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(tensor, tf.float32)
+    return tensor

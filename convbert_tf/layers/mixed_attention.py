@@ -112,9 +112,9 @@ class MixedAttention(keras.layers.Layer):
 
         scores = tf.einsum("BTNH,BSNH->BNTS", tf.reshape(query, heads_shape),
                            tf.reshape(key, heads_shape))  # [B, N, T, S]
-        scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size))
+        scores = ops.upcast_half(scores) * (1.0 / math.sqrt(self.head_size))  # softmax in >= float32
         if padding_mask is not None:
-            scores += ops.attention_bias_from_padding_mask(padding_mask)  # [B, N, T, S]
+            scores += ops.attention_bias_from_padding_mask(padding_mask, scores.dtype)  # [B, N, T, S]
         attention_probs = tf.cast(tf.nn.softmax(scores, axis=-1), self.compute_dtype)
         attention_probs = self.probs_dropout(attention_probs, training=training)  # [B, N, T, S]
         attention_heads = tf.einsum("BNTS,BSNH->BTNH", attention_probs,

@@ -6,6 +6,7 @@ Legend: B batch, P masked positions, D generator hidden, E embedding width, V vo
 import keras
 import tensorflow as tf
 
+from convbert_tf import ops
 from convbert_tf.layers.activations import get_activation
 from convbert_tf.layers.initializers import truncated_normal
 from convbert_tf.ops import LAYER_NORM_EPSILON
@@ -28,7 +29,7 @@ class MaskedLMHead(keras.layers.Layer):
       hidden: [B, P, D] generator states at the masked positions.
 
     Returns:
-      [B, P, V] logits (float32).
+      [B, P, V] logits (float32 under mixed precision).
     """
 
     def __init__(self, embedding_layer, activation="gelu", initializer_range=0.02, **kwargs):
@@ -52,7 +53,8 @@ class MaskedLMHead(keras.layers.Layer):
         projected = self.layer_norm(self.dense(hidden))  # [B, P, E]
         word_embeddings = tf.cast(self.embedding_layer.word_embeddings, self.compute_dtype)  # [V, E]
         logits = tf.einsum("BPE,VE->BPV", projected, word_embeddings)  # [B, P, V]
-        return tf.cast(logits, tf.float32) + tf.cast(self.output_bias, tf.float32)
+        logits = ops.upcast_half(logits)
+        return logits + tf.cast(self.output_bias, logits.dtype)
 
     def compute_output_shape(self, hidden_shape):
         return tuple(hidden_shape[:-1]) + (self.embedding_layer.vocab_size,)

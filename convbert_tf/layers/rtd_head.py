@@ -6,6 +6,7 @@ Legend: B batch, T length, D hidden.
 import keras
 import tensorflow as tf
 
+from convbert_tf import ops
 from convbert_tf.layers.activations import get_activation
 from convbert_tf.layers.initializers import truncated_normal
 
@@ -21,7 +22,7 @@ class ReplacedTokenDetectionHead(keras.layers.Layer):
       hidden: [B, T, D].
 
     Returns:
-      [B, T] logits (float32); positive means "replaced".
+      [B, T] logits (float32 under mixed precision); positive means "replaced".
     """
 
     def __init__(self, hidden_size, activation="gelu", initializer_range=0.02, **kwargs):
@@ -40,7 +41,7 @@ class ReplacedTokenDetectionHead(keras.layers.Layer):
 
     def call(self, hidden):
         logits = self.dense_1(self.dense(hidden))  # [B, T, 1]
-        return tf.cast(tf.squeeze(logits, -1), tf.float32)  # [B, T]
+        return ops.upcast_half(tf.squeeze(logits, -1))  # [B, T]
 
     def compute_output_shape(self, hidden_shape):
         return tuple(hidden_shape[:-1])

@@ -83,7 +83,7 @@ class SpanDynamicConv(keras.layers.Layer):
         span_key = self.key_conv(hidden)  # [B, T, C]
         kernel_logits = self.kernel_dense(span_key * query)  # [B, T, N*K]
         kernel_logits = tf.reshape(kernel_logits, [batch, length, self.num_heads, self.kernel_size])  # [B, T, N, K]
-        span_kernel = tf.nn.softmax(tf.cast(kernel_logits, tf.float32), axis=-1)
+        span_kernel = tf.nn.softmax(ops.upcast_half(kernel_logits), axis=-1)  # softmax in >= float32
         span_kernel = tf.cast(span_kernel, self.compute_dtype)  # [B, T, N, K]
 
         conv_values = self.value_dense(hidden)  # [B, T, C]
