@@ -1,0 +1,433 @@
+"""AdamWeightDecay, the warmup-times-polynomial-decay schedule and layerwise LR multipliers.
+
+Legend: the optimizer works variable by variable, so there are no batch or sequence
+dimensions here. Every per-variable tensor (gradient g, first moment m, second moment v,
+parameter θ) has the shape of its variable, written [*] in the shape comments.
+
+Reference: the original release's `model/optimization.py` (ELECTRA's), described in
+`original_release.md` §4.4, with the oddities of §9.12 (layerwise off-by-one) and §9.13
+(no bias correction, multiplied warmup).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Callable, Iterable, Mapping, Sequence, Union
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "convbert_tf"
+
+# Weight decay is skipped for variables whose path matches one of these (re.search).
+DEFAULT_WEIGHT_DECAY_EXCLUDE_PATTERNS = ("LayerNorm", "layer_norm", "bias")
+
+# Default path patterns of `layerwise_lr_multipliers`.
+DEFAULT_EMBEDDINGS_PATTERN = r"embeddings"
+DEFAULT_LAYER_PATTERN = r"(?:^|/)layer_(\d+)(?:/|$)"
+
+LrMultipliers = Union[Mapping[str, float], Callable[[str], float]]
+
+
+def variable_path(variable) -> str:
+    """The name the optimizer matches patterns against: `path` for a Keras variable.
+
+    A plain `tf.Variable` has no `path`; its `name` without the `:0` suffix is used.
+    """
+    path = getattr(variable, "path", None)
+    if path is None:
+        path = variable.name
+        if ":" in path:
+            path = path.rsplit(":", 1)[0]
+    return path
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Polynomial decay to zero, multiplied by a linear warmup (original §4.4, §9.13).
+
+    lr(t) = lr₀ · (1 − min(t, T)/T)^power · min(1, t/W), W = max(T·warmup_proportion,
+    warmup_steps). The warmup factor multiplies the already-decaying rate, so the peak
+    (at t = W) is lr₀·(1 − W/T)^power, not lr₀, exactly as in the original. With W = 0 the
+    warmup factor is 1. t is the optimizer's step count before the update, so the first
+    update (t = 0) uses lr 0 whenever W > 0, also as in the original.
+
+    Args:
+        initial_learning_rate: lr₀.
+        num_train_steps: T, the step at which the rate reaches 0 (and stays there).
+        warmup_steps: lower bound on W in steps.
+        warmup_proportion: lower bound on W as a fraction of T.
+        power: exponent of the decay; 1.0 is linear decay (the original's default).
+        name: optional name.
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        num_train_steps: int,
+        warmup_steps: int = 0,
+        warmup_proportion: float = 0.0,
+        power: float = 1.0,
+        name: str | None = None,
+    ):
+        if num_train_steps <= 0:
+            raise ValueError(
+                f"WarmupPolynomialDecay: num_train_steps must be > 0, got {num_train_steps}."
+            )
+        if warmup_steps < 0 or warmup_proportion < 0:
+            raise ValueError(
+                "WarmupPolynomialDecay: warmup_steps and warmup_proportion must be >= 0, got "
+                f"warmup_steps={warmup_steps}, warmup_proportion={warmup_proportion}."
+            )
+        if power < 0:
+            raise ValueError(f"WarmupPolynomialDecay: power must be >= 0, got {power}.")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.num_train_steps = int(num_train_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_proportion = float(warmup_proportion)
+        self.power = float(power)
+        self.name = name
+
+    @property
+    def warmup_length(self) -> float:
+        """W = max(T · warmup_proportion, warmup_steps), in steps (may be fractional)."""
+        return max(self.num_train_steps * self.warmup_proportion, float(self.warmup_steps))
+
+    def __call__(self, step):
+        with tf.name_scope(self.name or "WarmupPolynomialDecay"):
+            step = tf.cast(step, tf.float32)  # []
+            total = float(self.num_train_steps)
+            decay = tf.pow(1.0 - tf.minimum(step, total) / total, self.power)  # []
+            learning_rate = self.initial_learning_rate * decay  # []
+            if self.warmup_length > 0:
+                learning_rate *= tf.minimum(1.0, step / self.warmup_length)  # []
+            return learning_rate
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "num_train_steps": self.num_train_steps,
+            "warmup_steps": self.warmup_steps,
+            "warmup_proportion": self.warmup_proportion,
+            "power": self.power,
+            "name": self.name,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AdamWeightDecay(keras.optimizers.Optimizer):
+    """The original release's AdamWeightDecayOptimizer (§4.4, §9.13) for Keras 3 / TF.
+
+    Per variable θ with gradient g (after clipping):
+        m ← β1·m + (1−β1)·g                                  # [*]
+        v ← β2·v + (1−β2)·g²                                 # [*]
+        θ ← θ − lr·μ·(m/(√v + ε) + wd·θ)                     # [*]
+    with NO bias correction, wd = 0 for variables whose path matches one of
+    `weight_decay_exclude_patterns`, and μ the variable's learning-rate multiplier
+    (1 unless `lr_multipliers` says otherwise; used for layerwise decay in fine-tuning).
+
+    Gradient clipping: the global norm of ALL gradients of one step is clipped to
+    `clip_norm` (as the original's `tf.clip_by_global_norm(grads, 1.0)`). Under a
+    `tf.distribute` strategy the per-replica gradients are first summed across replicas
+    and the global norm of the SUM is clipped, so a step on N replicas equals a step on one
+    device with the whole batch (compute each replica's loss with
+    `tf.nn.compute_average_loss(..., global_batch_size=...)`). Keras's own
+    `global_clipnorm` would clip each replica's gradients before they are summed, which is
+    why this class clips itself and overrides `apply`. Call `apply` inside
+    `strategy.run` (replica context); in cross-replica context the gradients must already
+    be aggregated plain tensors.
+
+    Names: decay exclusion and `lr_multipliers` dict keys use the variable's full Keras
+    path (`variable.path`, e.g. `convbert/encoder/layer_3/attention/output/LayerNorm/gamma`).
+    Keras names a LayerNormalization's weights `gamma`/`beta`, so layers must keep
+    `LayerNorm` (or `layer_norm`) in their names, and bias weights must keep `bias` in
+    theirs, for the original's exclusion to work. Decisions are made once in `build`.
+
+    Build it inside the strategy scope before the first step if you like:
+    `optimizer.build(model.trainable_variables)`; slots are saved and restored with
+    `tf.train.Checkpoint(optimizer=optimizer)`. Works in `tf.function(jit_compile=True)`.
+
+    Not supported (rejected as unknown arguments): Keras's `weight_decay`, `clipnorm`,
+    `clipvalue`, `global_clipnorm`, EMA, loss scaling and gradient accumulation.
+    Gradients given as `tf.IndexedSlices` (embedding lookups) are made dense, and the
+    moments are updated densely, as in the original.
+
+    Args:
+        learning_rate: float or a `LearningRateSchedule` (e.g. `WarmupPolynomialDecay`).
+        weight_decay_rate: wd (the original's 0.01).
+        beta_1: β1.
+        beta_2: β2.
+        epsilon: ε, added to √v (the original's 1e-6).
+        clip_norm: global-norm clip threshold (1.0); None disables clipping.
+        weight_decay_exclude_patterns: regexes searched in each variable path; a match
+            means no weight decay.
+        lr_multipliers: None, a dict from variable path to multiplier (every variable the
+            optimizer is built with must have an entry), or a callable path -> multiplier.
+            Only a dict (or None) survives `get_config`.
+        name: optimizer name (prefix of its slot variables).
+    """
+
+    def __init__(
+        self,
+        learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-4,
+        weight_decay_rate: float = 0.01,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-6,
+        clip_norm: float | None = 1.0,
+        weight_decay_exclude_patterns: Sequence[str] = DEFAULT_WEIGHT_DECAY_EXCLUDE_PATTERNS,
+        lr_multipliers: LrMultipliers | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(learning_rate=learning_rate, name=name)
+        if clip_norm is not None and clip_norm <= 0:
+            raise ValueError(f"AdamWeightDecay: clip_norm must be > 0 or None, got {clip_norm}.")
+        if isinstance(weight_decay_exclude_patterns, str):
+            raise ValueError(
+                "AdamWeightDecay: weight_decay_exclude_patterns must be a list of regexes, got "
+                f"the single string {weight_decay_exclude_patterns!r}; wrap it in a list."
+            )
+        if lr_multipliers is not None and not (
+            isinstance(lr_multipliers, Mapping) or callable(lr_multipliers)
+        ):
+            raise ValueError(
+                "AdamWeightDecay: lr_multipliers must be None, a dict from variable path to "
+                f"float, or a callable; got {type(lr_multipliers).__name__}."
+            )
+        self.weight_decay_rate = float(weight_decay_rate)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.weight_decay_exclude_patterns = tuple(weight_decay_exclude_patterns)
+        self._exclude_regexes = tuple(re.compile(p) for p in self.weight_decay_exclude_patterns)
+        self.lr_multipliers = dict(lr_multipliers) if isinstance(lr_multipliers, Mapping) else (
+            lr_multipliers
+        )
+
+    # ----------------------------------------------------------------------------- build
+    def build(self, var_list):
+        """Creates the m and v slots and fixes, per variable, decay on/off and μ."""
+        if self.built:
+            return
+        var_list = list(var_list)
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            var_list, ["momentum", "velocity"]
+        )
+        paths = [variable_path(v) for v in var_list]
+        self._variable_paths = tuple(paths)
+        self._uses_weight_decay = tuple(self.uses_weight_decay(p) for p in paths)
+        self._variable_lr_multipliers = tuple(self._resolve_lr_multiplier(p) for p in paths)
+
+    def uses_weight_decay(self, path: str) -> bool:
+        """Whether a variable with this path gets weight decay (no exclusion regex matches)."""
+        return self.weight_decay_rate != 0.0 and not any(
+            regex.search(path) for regex in self._exclude_regexes
+        )
+
+    def _resolve_lr_multiplier(self, path: str) -> float:
+        if self.lr_multipliers is None:
+            return 1.0
+        if callable(self.lr_multipliers) and not isinstance(self.lr_multipliers, Mapping):
+            return float(self.lr_multipliers(path))
+        if path not in self.lr_multipliers:
+            known = sorted(self.lr_multipliers)[:5]
+            raise ValueError(
+                f"AdamWeightDecay: lr_multipliers has no entry for variable {path!r}. Give "
+                f"every trainable variable path a multiplier (e.g. from "
+                f"layerwise_lr_multipliers); some keys it has: {known}."
+            )
+        return float(self.lr_multipliers[path])
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        raise NotImplementedError(
+            "AdamWeightDecay decides weight decay from variable paths; pass "
+            "`weight_decay_exclude_patterns=[...]` to the constructor instead."
+        )
+
+    # ----------------------------------------------------------------------------- apply
+    def apply(self, grads, trainable_variables=None):
+        """Clips the global norm of the (replica-summed) gradients, then updates.
+
+        Args:
+            grads: one gradient (or None) per variable.
+            trainable_variables: the variables; defaults to those `build` was given.
+        """
+        grads = list(grads)
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "AdamWeightDecay.apply: pass trainable_variables or call "
+                    "optimizer.build(trainable_variables) first."
+                )
+            trainable_variables = list(self._trainable_variables)
+        else:
+            trainable_variables = list(trainable_variables)
+            if not self.built:
+                self.build(trainable_variables)
+        if len(grads) != len(trainable_variables):
+            raise ValueError(
+                f"AdamWeightDecay.apply: got {len(grads)} gradients for "
+                f"{len(trainable_variables)} variables."
+            )
+        for variable in trainable_variables:
+            if self._var_key(variable) not in self._trainable_variables_indices:
+                raise ValueError(
+                    f"AdamWeightDecay.apply: variable {variable_path(variable)!r} is not one "
+                    "the optimizer was built with; build a new optimizer for new variables."
+                )
+        missing = [variable_path(v) for g, v in zip(grads, trainable_variables) if g is None]
+        pairs = [(g, v) for g, v in zip(grads, trainable_variables) if g is not None]
+        if not pairs:
+            raise ValueError("AdamWeightDecay.apply: every gradient is None.")
+        if missing:
+            warnings.warn(f"AdamWeightDecay: no gradient for {missing}; they are not updated.")
+        grads = [tf.convert_to_tensor(g) for g, _ in pairs]  # IndexedSlices -> dense [*]
+        variables = [v.value if isinstance(v, keras.Variable) else v for _, v in pairs]
+
+        replica_context = tf.distribute.get_replica_context()
+        if replica_context is not None and replica_context.num_replicas_in_sync > 1:
+            grads = replica_context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        if replica_context is None and any(
+            isinstance(g, tf.distribute.DistributedValues) for g in grads
+        ):
+            raise ValueError(
+                "AdamWeightDecay.apply got per-replica gradients in cross-replica context; "
+                "call it inside strategy.run(...) so it can sum them before clipping."
+            )
+        if self.clip_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
+        learning_rate = self.learning_rate  # []
+
+        with tf.name_scope(self.name):
+            if replica_context is None:
+                self._update_variables(tf.distribute.get_strategy(), grads, variables,
+                                       learning_rate)
+            else:
+                replica_context.merge_call(
+                    self._update_variables, args=(grads, variables, learning_rate)
+                )
+        self.iterations.assign_add(1)
+
+    def _update_variables(self, strategy, grads, variables, learning_rate):
+        """Cross-replica: runs `update_step` on every device copy of every variable."""
+        for gradient, variable in zip(grads, variables):
+            strategy.extended.update(
+                variable,
+                lambda var, grad, lr: self.update_step(grad, var, lr),
+                args=(gradient, learning_rate),
+                group=False,
+            )
+
+    def update_step(self, gradient, variable, learning_rate):
+        """The AdamWeightDecay update of one variable from its (clipped) gradient."""
+        index = self._get_variable_index(variable)
+        dtype = variable.dtype
+        m = self._momentums[index]
+        v = self._velocities[index]
+        gradient = tf.cast(gradient, dtype)  # [*]
+        learning_rate = tf.cast(learning_rate, dtype) * self._variable_lr_multipliers[index]
+        next_m = self.beta_1 * m + (1.0 - self.beta_1) * gradient  # [*]
+        next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient)  # [*]
+        update = next_m / (tf.sqrt(next_v) + self.epsilon)  # [*]
+        if self._uses_weight_decay[index]:
+            update += self.weight_decay_rate * tf.convert_to_tensor(variable)  # [*]
+        self.assign(m, next_m)
+        self.assign(v, next_v)
+        self.assign_sub(variable, learning_rate * update)
+
+    # ------------------------------------------------------------------------- config
+    def get_config(self):
+        if self.lr_multipliers is not None and not isinstance(self.lr_multipliers, Mapping):
+            raise ValueError(
+                "AdamWeightDecay.get_config: a callable lr_multipliers cannot be serialized; "
+                "pass a dict from variable path to multiplier instead."
+            )
+        return {
+            "name": self.name,
+            "learning_rate": super().get_config()["learning_rate"],
+            "weight_decay_rate": self.weight_decay_rate,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "clip_norm": self.clip_norm,
+            "weight_decay_exclude_patterns": list(self.weight_decay_exclude_patterns),
+            "lr_multipliers": None if self.lr_multipliers is None else dict(self.lr_multipliers),
+        }
+
+
+def layerwise_lr_multipliers(
+    variable_paths: Iterable[str],
+    num_layers: int,
+    decay: float,
+    reproduce_original_off_by_one: bool = False,
+    *,
+    embeddings_pattern: str = DEFAULT_EMBEDDINGS_PATTERN,
+    layer_pattern: str = DEFAULT_LAYER_PATTERN,
+    head_pattern: str | None = None,
+) -> dict[str, float]:
+    """Learning-rate multiplier per variable for layerwise LR decay (§4.4, §9.12).
+
+    Each path gets a depth, tried in this order:
+      * `embeddings_pattern` found (re.search; default `embeddings`, which also covers the
+        embedding projection `embeddings_project`): depth 0;
+      * `layer_pattern` found, its first group an encoder layer index i (default: a path
+        component `layer_<i>`): depth i + 1; i must be < num_layers;
+      * otherwise a head/task variable: depth L + 1 (L + 2 with the original's off-by-one).
+        With `head_pattern` given, only paths matching it are heads and any other path
+        is a ValueError that names it.
+    The multiplier is decay^(top − depth), top being the heads' depth, so heads get 1.0.
+    Fixed (default): top = L + 1, the top encoder layer gets decay¹.
+    `reproduce_original_off_by_one=True`: top = L + 2 as in the original, so the top
+    encoder layer gets decay² and depth L + 1 is empty (google-research/electra#51).
+
+    Args:
+        variable_paths: variable paths (strings, or variables, whose `path` is used).
+        num_layers: L, the number of encoder layers.
+        decay: the layerwise decay factor, in (0, 1].
+        reproduce_original_off_by_one: use the original's exponent L + 2 − depth.
+        embeddings_pattern, layer_pattern, head_pattern: regexes as described above.
+
+    Returns:
+        {path: multiplier}, ready for `AdamWeightDecay(lr_multipliers=...)`.
+    """
+    if num_layers < 1:
+        raise ValueError(f"layerwise_lr_multipliers: num_layers must be >= 1, got {num_layers}.")
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"layerwise_lr_multipliers: decay must be in (0, 1], got {decay}.")
+    embeddings_regex = re.compile(embeddings_pattern)
+    layer_regex = re.compile(layer_pattern)
+    if layer_regex.groups < 1:
+        raise ValueError(
+            f"layerwise_lr_multipliers: layer_pattern {layer_pattern!r} needs a group "
+            "capturing the layer index, like r'layer_(\\d+)'."
+        )
+    head_regex = None if head_pattern is None else re.compile(head_pattern)
+    top_depth = num_layers + (2 if reproduce_original_off_by_one else 1)
+
+    multipliers = {}
+    for item in variable_paths:
+        path = item if isinstance(item, str) else variable_path(item)
+        layer_match = layer_regex.search(path)
+        if embeddings_regex.search(path):
+            depth = 0
+        elif layer_match:
+            index = int(layer_match.group(1))
+            if index >= num_layers:
+                raise ValueError(
+                    f"layerwise_lr_multipliers: variable {path!r} is in encoder layer {index} "
+                    f"but num_layers is {num_layers}."
+                )
+            depth = index + 1
+        elif head_regex is None or head_regex.search(path):
+            depth = top_depth
+        else:
+            raise ValueError(
+                f"layerwise_lr_multipliers: variable {path!r} matches neither embeddings "
+                f"({embeddings_pattern!r}), an encoder layer ({layer_pattern!r}) nor a head "
+                f"({head_pattern!r}); give it a depth by adjusting these patterns."
+            )
+        multipliers[path] = float(decay ** (top_depth - depth))
+    return multipliers
