@@ -1,0 +1,1 @@
+"""Tokenizer, WordPiece vocabulary learning and the pretraining data builder."""
