@@ -1,0 +1,264 @@
+"""PretrainingHParams: every hparam of the original `configure_pretraining.py`, same names and defaults.
+
+Resolution order, as in the original: defaults, then the per-size values of `model_size`,
+then the user's `--hparams` again (so the user wins); `debug: true` shrinks the run and the
+model. Unknown keys are errors that name them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Mapping
+
+from convbert_tf.config import ConfigError, ConvBertConfig, generator_config
+
+# Per-size values of the original (reference §4.5).
+SIZE_HPARAMS = {
+    "small": dict(learning_rate=3e-4, train_batch_size=128, eval_batch_size=128, embedding_size=128,
+                  generator_hidden_size=0.25, linear_groups=1),
+    "medium-small": dict(learning_rate=5e-4, train_batch_size=128, eval_batch_size=128,
+                         embedding_size=128, generator_hidden_size=0.25, linear_groups=2),
+    "base": dict(learning_rate=2e-4, train_batch_size=256, eval_batch_size=256, embedding_size=None,
+                 generator_hidden_size=1 / 3, linear_groups=1),
+}
+DEBUG_HPARAMS = dict(train_batch_size=8, num_train_steps=20, eval_batch_size=4, iterations_per_loop=1,
+                     num_eval_steps=2)
+DEBUG_MODEL = dict(hidden_size=144, num_hidden_layers=3, num_attention_heads=4, intermediate_size=576)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainingHParams:
+    """ELECTRA-style pretraining hparams; names and defaults are the original release's."""
+
+    model_name: str = "convbert"
+    """Name of the run; outputs go to <data_dir>/models/<model_name>."""
+    debug: bool = False
+    """Tiny model and run (hidden 144, 3 layers, batch 8, 20 steps)."""
+    do_train: bool = True
+    """Train. Exactly one of do_train and do_eval must be true."""
+    do_eval: bool = False
+    """Evaluate the latest checkpoint on the held-out records."""
+
+    # Objective.
+    electra_objective: bool = True
+    """Replaced-token detection; False trains the full-size model with MLM only (BERT)."""
+    gen_weight: float = 1.0
+    """Weight of the generator's MLM loss."""
+    disc_weight: float = 50.0
+    """Weight of the discriminator's loss."""
+    mask_prob: float = 0.15
+    """Fraction of real tokens masked for the generator."""
+
+    # Optimisation.
+    learning_rate: float = 5e-4
+    """Peak learning rate lr0 (the schedule multiplies warmup and decay)."""
+    lr_decay_power: float = 1.0
+    """Power of the polynomial decay to 0 (1 = linear)."""
+    weight_decay_rate: float = 0.01
+    """AdamW weight decay, not applied to LayerNorm parameters and biases."""
+    num_warmup_steps: int = 10000
+    """Steps of linear warmup (multiplied onto the decay, as in the original)."""
+
+    # Run length and checkpoints.
+    iterations_per_loop: int = 200
+    """Train steps per compiled call (and between progress lines)."""
+    save_checkpoints_steps: int = 10000
+    """Checkpoint every this many steps (and at the end)."""
+    num_train_steps: int = 1000000
+    """Total train steps."""
+    num_eval_steps: int = 100
+    """Batches evaluated in do_eval mode."""
+    keep_checkpoint_max: int = 5
+    """Checkpoints kept (the Estimator default of the original)."""
+
+    # Model.
+    model_size: str = "medium-small"
+    """small, medium-small or base."""
+    model_hparam_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """BertConfig fields to override (applied as the original's get_bert_config does)."""
+    embedding_size: int | None = None
+    """E; the per-size value (128 or None = hidden) unless given."""
+    vocab_size: int = 30522
+    """Vocabulary size; must match the vocab file."""
+    do_lower_case: bool = True
+    """Lower-case raw text (used by the raw-text serving signature)."""
+    conv_kernel_size: int = 9
+    """Span convolution kernel size k."""
+    linear_groups: int = 2
+    """Groups of the grouped linear FFN (per-size value unless given)."""
+    head_ratio: int = 2
+    """gamma of the mixed attention."""
+    conv_type: str = "sdconv"
+    """sdconv or noconv."""
+    conv_mask_padding: bool = False
+    """Not in the original: keep [PAD] out of the convolution heads (see ConvBertConfig)."""
+
+    # Generator.
+    uniform_generator: bool = False
+    """Sample replacements uniformly (no generator network)."""
+    untied_generator_embeddings: bool = False
+    """Not supported: the generator always shares the discriminator's embeddings."""
+    untied_generator: bool = True
+    """Not supported as False: the generator is always a separate, smaller network."""
+    generator_layers: float = 1.0
+    """Generator depth as a fraction of the discriminator's."""
+    generator_hidden_size: float = 0.25
+    """Generator width as a fraction of the discriminator's (per-size value unless given)."""
+    disallow_correct: bool = False
+    """Never sample the original token for a masked position."""
+    temperature: float = 1.0
+    """Sampling temperature of the generator."""
+
+    # Batching.
+    max_seq_length: int = 128
+    """T; the TFRecords must have been written with this length."""
+    train_batch_size: int = 128
+    """Global train batch, split over replicas."""
+    eval_batch_size: int = 128
+    """Global eval batch."""
+    max_predictions_per_seq: int | None = None
+    """Masked slots per sequence; derived as int((mask_prob + 0.005) * max_seq_length)."""
+    sample_with_replacement: bool = False
+    """Reproduce the original's masking, which samples positions with replacement."""
+
+    # TPU (the original's names; run_pretraining.py's --tpu flags set the same values).
+    use_tpu: bool = False
+    """Run on a TPU (the --strategy=tpu flag)."""
+    tpu_job_name: str | None = None
+    """Unused, kept for compatibility."""
+    num_tpu_cores: int = 1
+    """Unused: TPUStrategy finds the cores."""
+    tpu_name: str | None = None
+    """TPU name or address."""
+    tpu_zone: str | None = None
+    """GCE zone of the TPU."""
+    gcp_project: str | None = None
+    """GCP project of the TPU."""
+
+    # Paths (derived from --data_dir unless given).
+    pretrain_tfrecords: str | None = None
+    """Glob(s) of the training TFRecords; default <data_dir>/pretrain_tfrecords/pretrain_data.tfrecord*."""
+    eval_tfrecords: str | None = None
+    """Held-out records for do_eval; default: the last training file when there are several."""
+    vocab_file: str | None = None
+    """Default <data_dir>/vocab.txt."""
+    model_dir: str | None = None
+    """Default <data_dir>/models/<model_name>."""
+    init_checkpoint: str | None = None
+    """Start from this checkpoint (an original-release pretraining checkpoint or one of ours)."""
+    results_txt: str | None = None
+    """Eval results text file; default <model_dir>/results/unsup_results.txt."""
+    results_pkl: str | None = None
+    """Accepted for compatibility; results are written as text and JSON."""
+
+    # Reproducibility and logging.
+    seed: int = 0
+    """Seed of initialisation, data order, masking and sampling."""
+    log_every_steps: int | None = None
+    """Progress line interval; default iterations_per_loop."""
+
+    # ----- derived -------------------------------------------------------------------------
+    @property
+    def predictions_per_seq(self) -> int:
+        if self.max_predictions_per_seq is not None:
+            return self.max_predictions_per_seq
+        return int((self.mask_prob + 0.005) * self.max_seq_length)
+
+    def model_config(self) -> ConvBertConfig:
+        """The discriminator's ConvBertConfig, resolved as the original's get_bert_config."""
+        keys = ("model_size", "model_hparam_overrides", "embedding_size", "vocab_size",
+                "conv_kernel_size", "linear_groups", "head_ratio", "conv_type", "conv_mask_padding")
+        values = {k: getattr(self, k) for k in keys}
+        values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
+        if self.debug:
+            values["model_hparam_overrides"] = {**DEBUG_MODEL, **values["model_hparam_overrides"]}
+        config = ConvBertConfig.from_dict(values, source="--hparams")
+        if self.max_seq_length > config.max_position_embeddings:
+            raise ConfigError(f"--hparams: max_seq_length {self.max_seq_length} exceeds "
+                              f"max_position_embeddings {config.max_position_embeddings}")
+        return config
+
+    def generator_config(self) -> ConvBertConfig:
+        return generator_config(self.model_config(), self.generator_hidden_size, self.generator_layers)
+
+    def to_json_string(self) -> str:
+        values = dataclasses.asdict(self)
+        values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
+        return json.dumps(values, indent=2, sort_keys=True) + "\n"
+
+
+def _read_hparams(hparams: str | Mapping | None) -> dict:
+    """--hparams as a dict: a JSON string, a path ending in .json, or a dict."""
+    if hparams is None or hparams == "":
+        return {}
+    if isinstance(hparams, Mapping):
+        return dict(hparams)
+    if hparams.endswith(".json"):
+        if not os.path.exists(hparams):
+            raise ConfigError(f"--hparams file {hparams} does not exist")
+        with open(hparams) as f:
+            text, source = f.read(), f"--hparams file {hparams}"
+    else:
+        text, source = hparams, "--hparams"
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{source} is not valid JSON ({e}); pass a JSON object or a .json path") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source} must be a JSON object, got {type(values).__name__}")
+    return values
+
+
+def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None = None,
+                    model_name: str | None = None, **overrides) -> PretrainingHParams:
+    """Builds PretrainingHParams as the original does: defaults, per-size values, then the user's.
+
+    Args:
+      hparams: --hparams (JSON string, .json path, or dict).
+      data_dir: --data_dir; fills the default paths.
+      model_name: --model_name.
+      overrides: further values that win over --hparams (flags such as --tpu).
+    """
+    user = _read_hparams(hparams)
+    user.update({k: v for k, v in overrides.items() if v is not None})
+    if model_name is not None:
+        user.setdefault("model_name", model_name)
+    known = {f.name for f in dataclasses.fields(PretrainingHParams)}
+    unknown = sorted(set(user) - known)
+    if unknown:
+        raise ConfigError(f"--hparams: unknown hparam(s) {unknown}; see convbert_tf/pretraining/hparams.py "
+                          "for the list")
+    size = user.get("model_size", PretrainingHParams.model_size)
+    if size not in SIZE_HPARAMS:
+        raise ConfigError(f"--hparams: model_size {size!r} is not one of {sorted(SIZE_HPARAMS)}")
+    values = dict(SIZE_HPARAMS[size])
+    if user.get("debug"):
+        values.update(DEBUG_HPARAMS)
+    values.update(user)
+    if values.get("untied_generator_embeddings"):
+        raise ConfigError("--hparams: untied_generator_embeddings=true is not supported; the generator "
+                          "shares the discriminator's embeddings")
+    if values.get("untied_generator") is False:
+        raise ConfigError("--hparams: untied_generator=false is not supported")
+    if bool(values.get("do_train", True)) == bool(values.get("do_eval", False)):
+        raise ConfigError("--hparams: exactly one of do_train and do_eval must be true")
+    if data_dir is not None:
+        name = values.get("model_name", PretrainingHParams.model_name)
+        values.setdefault("pretrain_tfrecords",
+                          os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*"))
+        values.setdefault("vocab_file", os.path.join(data_dir, "vocab.txt"))
+        values.setdefault("model_dir", os.path.join(data_dir, "models", name))
+    if values.get("model_dir"):
+        values.setdefault("results_txt", os.path.join(values["model_dir"], "results", "unsup_results.txt"))
+    try:
+        resolved = PretrainingHParams(**values)
+    except TypeError as e:
+        raise ConfigError(f"--hparams: {e}") from None
+    for key in ("num_train_steps", "train_batch_size", "eval_batch_size", "iterations_per_loop",
+                "save_checkpoints_steps", "max_seq_length"):
+        if not isinstance(getattr(resolved, key), int) or getattr(resolved, key) < 1:
+            raise ConfigError(f"--hparams: {key} must be a positive integer, got {getattr(resolved, key)!r}")
+    resolved.model_config()  # validates the model hparams now, with the key names
+    return resolved

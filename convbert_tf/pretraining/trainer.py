@@ -1,0 +1,457 @@
+"""The pretraining run: custom training loop under any tf.distribute strategy, checkpoints, eval.
+
+Keras 3's `fit` breaks under MultiWorkerMirroredStrategy (keras-team/keras#20585), so the loop
+is written out: `tf.function` + `strategy.run` + `GradientTape`, several steps per call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from convbert_tf import metrics as metrics_lib
+from convbert_tf.checkpoints import (CONFIG_FILENAME, CheckpointError, load_original_pretraining_checkpoint,
+                                     resolve_checkpoint_prefix)
+from convbert_tf.config import ConfigError, ConvBertConfig
+from convbert_tf.data import tokenization
+from convbert_tf.distribute import is_chief
+from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay
+from convbert_tf.pretraining import input_pipeline
+from convbert_tf.pretraining.hparams import PretrainingHParams
+from convbert_tf.pretraining.masking import mask_tokens
+from convbert_tf.pretraining.model import ElectraPretrainer, step_metric_sums
+
+HPARAMS_FILENAME = "hparams.json"
+SPECIAL_TOKENS = tokenization.SPECIAL_TOKENS
+# Dynamic loss scaling for float16 (GPU): start, growth interval, factor.
+INITIAL_LOSS_SCALE = 2.0 ** 15
+LOSS_SCALE_GROWTH_STEPS = 2000
+
+
+def read_special_ids(vocab_file: str, vocab_size: int) -> dict:
+    """Ids of the special tokens in a vocab file; checks its size against the model's."""
+    if not vocab_file or not os.path.exists(vocab_file):
+        raise ConfigError(f"vocab file {vocab_file} does not exist; build one with build_pretraining_dataset.py "
+                          "or set vocab_file in --hparams")
+    try:
+        tokens = tokenization.read_vocab(vocab_file)  # checks the special tokens
+    except tokenization.VocabError as e:
+        raise ConfigError(str(e)) from None
+    ids = {t: tokens.index(t) for t in SPECIAL_TOKENS}
+    if len(tokens) > vocab_size:
+        raise ConfigError(f"vocab file {vocab_file} has {len(tokens)} tokens but vocab_size is {vocab_size}; "
+                          f"set \"vocab_size\": {len(tokens)} in --hparams")
+    return ids
+
+
+def split_files(hp: PretrainingHParams) -> tuple[list, list]:
+    """(train files, held-out eval files). With several files and no eval_tfrecords, the last
+    file is held out from training so that do_eval never scores training records."""
+    if not hp.pretrain_tfrecords:
+        raise ConfigError("no pretraining records: pass --data_dir or set pretrain_tfrecords in --hparams")
+    try:
+        files = input_pipeline.expand_file_patterns(hp.pretrain_tfrecords)
+    except ValueError as e:
+        raise ConfigError(f"{e}; build them with build_pretraining_dataset.py") from None
+    if hp.eval_tfrecords:
+        eval_files = input_pipeline.expand_file_patterns(hp.eval_tfrecords)
+        return [f for f in files if f not in set(eval_files)], eval_files
+    if len(files) >= 2:
+        return files[:-1], files[-1:]
+    return files, []
+
+
+def _write_json_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def check_model_dir(hp: PretrainingHParams, config: ConvBertConfig) -> None:
+    """Refuses a model_dir that holds another configuration's run, or cannot be written."""
+    os.makedirs(hp.model_dir, exist_ok=True)
+    if not os.access(hp.model_dir, os.W_OK):
+        raise ConfigError(f"model_dir {hp.model_dir} is not writable")
+    saved_path = os.path.join(hp.model_dir, CONFIG_FILENAME)
+    if os.path.exists(saved_path):
+        saved = ConvBertConfig.from_json_file(saved_path)
+        if saved.replace(conv_mask_padding=config.conv_mask_padding) != config:
+            differ = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
+            raise ConfigError(
+                f"model_dir {hp.model_dir} holds a run of another configuration ({saved_path}): "
+                + ", ".join(f"{k} {a!r} there vs {b!r} now" for k, (a, b) in sorted(differ.items()))
+                + "; use another --model_name or remove that directory")
+
+
+class Pretraining:
+    """Builds the models, optimizer, checkpoints and compiled steps of one pretraining run."""
+
+    def __init__(self, hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile: bool = False,
+                 out=sys.stdout):
+        self.hp = hp
+        self.strategy = strategy
+        self.jit_compile = jit_compile
+        self.out = out
+        self.config = hp.model_config()
+        self.special_ids = read_special_ids(hp.vocab_file, self.config.vocab_size)
+        self.chief = is_chief(strategy)
+        self.num_replicas = strategy.num_replicas_in_sync
+        if hp.train_batch_size % self.num_replicas:
+            raise ConfigError(f"train_batch_size {hp.train_batch_size} is not divisible by the "
+                              f"{self.num_replicas} replicas")
+        self.float16 = keras.mixed_precision.global_policy().compute_dtype == "float16"
+        keras.utils.set_random_seed(hp.seed)
+        with strategy.scope():
+            self.model = ElectraPretrainer(
+                self.config, generator_hidden_size=hp.generator_hidden_size,
+                generator_layers=hp.generator_layers, electra_objective=hp.electra_objective,
+                gen_weight=hp.gen_weight, disc_weight=hp.disc_weight, temperature=hp.temperature,
+                uniform_generator=hp.uniform_generator, disallow_correct=hp.disallow_correct)
+            self.schedule = WarmupPolynomialDecay(hp.learning_rate, hp.num_train_steps,
+                                                  warmup_steps=hp.num_warmup_steps, power=hp.lr_decay_power)
+            self.optimizer = AdamWeightDecay(self.schedule, weight_decay_rate=hp.weight_decay_rate)
+            self.variables = self.model.trainable_variables
+            self.optimizer.build(self.variables)
+            self.loss_scale = tf.Variable(INITIAL_LOSS_SCALE if self.float16 else 1.0, trainable=False,
+                                          dtype=tf.float32, name="loss_scale")
+            self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="good_steps")
+            self.skipped_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="skipped_steps")
+            self.metric_sums = {}
+        # Dropout's random states are not tf.train.Checkpoint dependencies of Keras 3 layers; save
+        # them explicitly so that a resumed run continues the same random stream.
+        self.rng_states = [v for v in self.model.variables if "seed_generator_state" in v.path]
+        self.checkpoint = tf.train.Checkpoint(
+            encoder=self.model.discriminator, rng_states=self.rng_states, generator=self.model.generator,
+            generator_head=self.model.generator_head, optimizer=self.optimizer,
+            loss_scale=self.loss_scale, good_steps=self.good_steps, skipped_steps=self.skipped_steps,
+            **({"discriminator_head": self.model.discriminator_head} if self.model.discriminator_head else {}))
+
+    # ----- checkpoints -------------------------------------------------------------------------
+    def checkpoint_manager(self) -> tf.train.CheckpointManager:
+        """The model_dir's manager on the chief; a throwaway directory on other workers."""
+        directory = self.hp.model_dir if self.chief else tempfile.mkdtemp(prefix="convbert-worker-")
+        return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=self.hp.keep_checkpoint_max,
+                                          checkpoint_name="ckpt", step_counter=self.optimizer.iterations)
+
+    def restore_or_initialize(self, manager) -> int:
+        """Resumes from the latest checkpoint in model_dir, else applies init_checkpoint."""
+        if manager.latest_checkpoint:
+            self.checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched()
+            step = int(self.optimizer.iterations.numpy())
+            self.log(f"resuming from {manager.latest_checkpoint} at step {step}")
+            return step
+        if self.hp.init_checkpoint:
+            self.initialize_from(self.hp.init_checkpoint)
+        return 0
+
+    def initialize_from(self, path: str) -> None:
+        """Copies weights from an original-release pretraining checkpoint or one of ours."""
+        prefix = resolve_checkpoint_prefix(path)
+        names = dict(tf.train.list_variables(prefix))
+        if any(n.startswith("electra/") for n in names):
+            source = load_original_pretraining_checkpoint(prefix, self.config)
+            pairs = [(self.model.discriminator, source.discriminator)]
+            if self.hp.electra_objective:
+                for target, loaded, what in ((self.model.generator, source.generator, "generator"),
+                                             (self.model.generator_head, source.generator_head, "generator_predictions"),
+                                             (self.model.discriminator_head, source.discriminator_head,
+                                              "discriminator_predictions")):
+                    if loaded is None:
+                        self.log(f"init_checkpoint {prefix} has no {what}; it starts from random weights")
+                    else:
+                        pairs.append((target, loaded))
+            for target, loaded in pairs:
+                if [w.shape for w in target.weights] != [w.shape for w in loaded.weights]:
+                    raise CheckpointError(f"init_checkpoint {prefix}: its generator does not match "
+                                          "generator_hidden_size / generator_layers")
+                for t, s in zip(target.weights, loaded.weights):
+                    t.assign(s)
+        else:  # one of this project's checkpoints: the networks, not the optimizer state
+            models = dict(encoder=self.model.discriminator, generator=self.model.generator,
+                          generator_head=self.model.generator_head)
+            if self.model.discriminator_head is not None:
+                models["discriminator_head"] = self.model.discriminator_head
+            tf.train.Checkpoint(**models).read(prefix).expect_partial().assert_existing_objects_matched()
+        self.log(f"initialized from {prefix}")
+
+    # ----- the step ----------------------------------------------------------------------------
+    def _train_step(self, features, mlm_weight_sum, disc_weight_sum):
+        """One replica's step; the normalizers are the global batch's (see total_loss)."""
+        with tf.GradientTape() as tape:
+            outputs = self.model(features, training=True)
+            loss = self.model.total_loss(outputs, mlm_weight_sum, disc_weight_sum)
+            scaled_loss = loss * self.loss_scale
+        grads = tape.gradient(scaled_loss, self.variables)
+        grads = [g / self.loss_scale for g in grads]
+        sums = step_metric_sums(outputs, features["input_mask"])
+        sums["total_loss"] = (loss, tf.constant(1.0))
+        if "disc_logits" in outputs:
+            auc = metrics_lib.batch_auc(outputs["disc_labels"], outputs["disc_logits"], features["input_mask"])
+            sums["disc_auc"] = (auc, tf.constant(1.0))
+        if self.float16:
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            bad = tf.distribute.get_replica_context().all_reduce("sum", tf.cast(tf.logical_not(finite), tf.float32))
+            tf.cond(bad > 0, lambda: self._skip_step(), lambda: self._apply(grads))
+        else:
+            self._apply(grads)
+        return sums
+
+    def _apply(self, grads):
+        self.optimizer.apply(grads, self.variables)
+        if self.float16:
+            self._grow_loss_scale()
+        return tf.constant(True)
+
+    def _grow_loss_scale(self):
+        def grow():
+            self.good_steps.assign(0)
+            self.loss_scale.assign(self.loss_scale * 2.0)
+        self.good_steps.assign_add(1)
+        tf.cond(self.good_steps >= LOSS_SCALE_GROWTH_STEPS, grow, lambda: None)
+
+    def _skip_step(self):
+        def halve():
+            self.loss_scale.assign(tf.maximum(self.loss_scale / 2.0, 1.0))
+            self.good_steps.assign(0)
+            self.skipped_steps.assign_add(1)
+            self.optimizer.iterations.assign_add(1)
+        tf.distribute.get_replica_context().merge_call(lambda _: halve())
+        return tf.constant(False)
+
+    def make_train_loop(self):
+        """A tf.function running `steps` train steps; returns the mean metrics of those steps."""
+        step_fn = tf.function(self._train_step, jit_compile=True) if self.jit_compile else self._train_step
+        strategy = self.strategy
+
+        def global_sum(per_replica):
+            return strategy.reduce("sum", per_replica, axis=None)
+
+        @tf.function
+        def train_loop(iterator, steps):
+            totals = None
+            for _ in tf.range(steps):
+                features = next(iterator)
+                mlm_weight_sum = global_sum(strategy.run(lambda f: tf.reduce_sum(f["masked_lm_weights"]),
+                                                         args=(features,)))
+                disc_weight_sum = global_sum(strategy.run(
+                    lambda f: tf.reduce_sum(tf.cast(f["input_mask"], tf.float32)), args=(features,)))
+                sums = strategy.run(step_fn, args=(features, mlm_weight_sum, disc_weight_sum))
+                values = {k: global_sum(num) / (global_sum(den) + 1e-6) for k, (num, den) in sums.items()}
+                if "disc_auc" in values:  # a mean over replicas, not a sum
+                    values["disc_auc"] = global_sum(sums["disc_auc"][0]) / strategy.num_replicas_in_sync
+                values["total_loss"] = global_sum(sums["total_loss"][0])
+                totals = values if totals is None else {k: totals[k] + values[k] for k in values}
+            return {k: v / tf.cast(steps, tf.float32) for k, v in totals.items()}
+
+        return train_loop
+
+    # ----- data --------------------------------------------------------------------------------
+    def distributed_dataset(self, files, batch_size, is_training, skip_steps=0):
+        """Per-replica batches, masked in the input pipeline with per-example seeds.
+
+        Every example's masking and sampling seeds derive from (seed, input pipeline, its
+        index in the pipeline's stream), so the randomness of a step does not depend on how
+        the global batch is split over replicas, and a resumed run (which skips the batches
+        already consumed) continues the uninterrupted run's stream exactly.
+        """
+        per_replica = batch_size // self.num_replicas
+        special = self.special_ids
+        hp = self.hp
+
+        def mask_example(input_ids, input_mask, seed):
+            masked = mask_tokens(input_ids[None], input_mask[None], mask_id=special["[MASK]"],
+                                 special_ids=(special["[CLS]"], special["[SEP]"], special["[MASK]"]),
+                                 seed=seed, mask_prob=hp.mask_prob,
+                                 max_predictions_per_seq=hp.predictions_per_seq,
+                                 sample_with_replacement=hp.sample_with_replacement)
+            return {k: v[0] for k, v in masked.items()}
+
+        def dataset_fn(context):
+            dataset = input_pipeline.pretraining_dataset(
+                files, per_replica, hp.max_seq_length, is_training=is_training, input_context=context,
+                seed=hp.seed)
+            replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+            skip_batches = skip_steps * replicas_per_pipeline
+            if skip_batches:
+                dataset = dataset.skip(skip_batches)
+            stream = hp.seed * 1_000_003 + context.input_pipeline_id  # one random stream per pipeline
+
+            def add_masking(batch_index, features):
+                rows = batch_index * per_replica + tf.range(per_replica, dtype=tf.int64)  # [B]
+                streams = tf.fill([per_replica], tf.constant(stream, tf.int64))  # [B]
+                mask_seeds = tf.stack([streams, 2 * rows], axis=1)  # [B, 2]
+                sampling_seeds = tf.stack([streams, 2 * rows + 1], axis=1)  # [B, 2]
+                masked = tf.map_fn(
+                    lambda args: mask_example(*args),
+                    (features["input_ids"], features["input_mask"], mask_seeds),
+                    fn_output_signature={"masked_input_ids": tf.int32, "masked_lm_positions": tf.int32,
+                                         "masked_lm_ids": tf.int32, "masked_lm_weights": tf.float32})
+                return dict(features, **masked, sampling_seeds=sampling_seeds)
+
+            return dataset.enumerate(start=skip_batches).map(add_masking, num_parallel_calls=tf.data.AUTOTUNE)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def log(self, message: str) -> None:
+        if self.chief:
+            print(message, file=self.out, flush=True)
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile: bool = False,
+          out=sys.stdout, stop_at_step: int | None = None) -> dict:
+    """Pretrains to hp.num_train_steps, resuming from model_dir; returns the last logged metrics.
+
+    `stop_at_step` ends this invocation early (after a checkpoint at that step) without
+    changing the schedule, as an interrupted run would; a later call resumes.
+    """
+    config = hp.model_config()
+    check_model_dir(hp, config)
+    train_files, _ = split_files(hp)
+    for f in train_files[:1]:
+        try:
+            input_pipeline.check_record_length(f, hp.max_seq_length)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    run = Pretraining(hp, strategy, jit_compile, out)
+    manager = run.checkpoint_manager()
+    start = run.restore_or_initialize(manager)
+    if run.chief:
+        config.to_json_file(os.path.join(hp.model_dir, CONFIG_FILENAME))
+        _write_json_atomically(os.path.join(hp.model_dir, HPARAMS_FILENAME), hp.to_json_string())
+    if start >= hp.num_train_steps:
+        run.log(f"already trained to step {start} of {hp.num_train_steps}; nothing to do")
+        return {}
+    iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, skip_steps=start))
+    train_loop = run.make_train_loop()
+    writer = tf.summary.create_file_writer(os.path.join(hp.model_dir, "train")) if run.chief else None
+    log_every = hp.log_every_steps or hp.iterations_per_loop
+    tokens_per_step = hp.train_batch_size * hp.max_seq_length
+    run.log(f"pretraining {config.hidden_size}-wide ConvBERT on {run.num_replicas} replica(s) "
+            f"({type(strategy).__name__}), steps {start} -> {hp.num_train_steps}, "
+            f"batch {hp.train_batch_size} x {hp.max_seq_length}")
+
+    end = hp.num_train_steps if stop_at_step is None else min(stop_at_step, hp.num_train_steps)
+    step, last, begun, last_logged = start, {}, time.perf_counter(), start
+    window_start, window_steps = time.perf_counter(), 0
+    while step < end:
+        steps = min(hp.iterations_per_loop, end - step,
+                    hp.save_checkpoints_steps - step % hp.save_checkpoints_steps)
+        values = train_loop(iterator, tf.constant(steps))
+        step = int(run.optimizer.iterations.numpy())
+        window_steps += steps
+        last = {k: float(v) for k, v in values.items()}
+        if not np.isfinite(last["total_loss"]) and not run.float16:
+            raise FloatingPointError(
+                f"loss is {last['total_loss']} at step {step}; stopping without saving. The last good "
+                f"checkpoint is {manager.latest_checkpoint}")
+        if step % hp.save_checkpoints_steps == 0 or step >= end:
+            manager.save(checkpoint_number=step)
+        if step - last_logged >= log_every or step >= end:
+            elapsed = time.perf_counter() - window_start
+            tokens_per_sec = window_steps * tokens_per_step / max(elapsed, 1e-9)
+            eta = (hp.num_train_steps - step) * elapsed / max(window_steps, 1)
+            lr = float(run.schedule(step))
+            line = (f"step {step}/{hp.num_train_steps} | gen {last['mlm_loss']:.4f}"
+                    + (f" | disc {last['disc_loss']:.4f}" if "disc_loss" in last else "")
+                    + f" | {tokens_per_sec:,.0f} tok/s | ETA {_format_eta(eta)}")
+            if run.float16:
+                line += f" | skipped {int(run.skipped_steps.numpy())}"
+            run.log(line)
+            if writer is not None:
+                with writer.as_default(step=step):
+                    for key, value in last.items():
+                        tf.summary.scalar(key, value)
+                    tf.summary.scalar("learning_rate", lr)
+                    tf.summary.scalar("tokens_per_sec", tokens_per_sec)
+                writer.flush()
+            last_logged, window_start, window_steps = step, time.perf_counter(), 0
+    run.log(f"done: {step} steps in {time.perf_counter() - begun:.0f}s; checkpoint {manager.latest_checkpoint}")
+    last["step"] = step
+    last["checkpoint"] = manager.latest_checkpoint
+    return last
+
+
+def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.stdout) -> dict:
+    """The original's eval metrics for the latest checkpoint, on held-out records only."""
+    _, eval_files = split_files(hp)
+    if not eval_files:
+        raise ConfigError("do_eval needs held-out records: set eval_tfrecords in --hparams, or build at least "
+                          "two TFRecord files (the last one is then held out from training)")
+    run = Pretraining(hp, strategy, out=out)
+    prefix = tf.train.latest_checkpoint(hp.model_dir)
+    if prefix is None:
+        raise CheckpointError(f"model_dir {hp.model_dir} has no checkpoint to evaluate")
+    run.checkpoint.read(prefix).expect_partial()
+    step = int(run.optimizer.iterations.numpy())
+    iterator = iter(run.distributed_dataset(eval_files, hp.eval_batch_size, False))
+
+    @tf.function
+    def eval_step(features):
+        def replica_fn(features):
+            outputs = run.model(features, training=False)
+            keys = ("mlm_logits", "masked_lm_ids", "masked_lm_weights", "disc_logits", "disc_labels", "sampled_ids")
+            result = {k: outputs[k] for k in keys if k in outputs}
+            result["mlm_logits"] = tf.argmax(result["mlm_logits"], -1, output_type=tf.int32)
+            result["mlm_loss_sum"] = outputs["mlm_loss_sum"]
+            if "disc_loss_sum" in outputs:
+                result["disc_loss_sum"] = outputs["disc_loss_sum"]
+            result["input_mask"] = features["input_mask"]
+            return result
+        return strategy.run(replica_fn, args=(features,))
+
+    collected: dict = {}
+    batches = 0
+    for _ in range(hp.num_eval_steps):
+        try:
+            features = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            break
+        for key, value in eval_step(features).items():
+            for local in strategy.experimental_local_results(value):
+                collected.setdefault(key, []).append(np.asarray(local))
+        batches += 1
+    if not batches:
+        raise ConfigError(f"no complete eval batch of {hp.eval_batch_size} in {eval_files}")
+    cat = {k: np.concatenate([v.reshape(v.shape[0], -1) if v.ndim else v.reshape(1, 1) for v in vs])
+           for k, vs in collected.items()}
+    weights = cat["masked_lm_weights"]
+    results = {
+        "global_step": step,
+        "eval_batches": batches,
+        "masked_lm_accuracy": float((weights * (cat["mlm_logits"] == cat["masked_lm_ids"])).sum() / weights.sum()),
+        "masked_lm_loss": float(cat["mlm_loss_sum"].sum() / weights.sum()),
+    }
+    if "disc_logits" in cat:
+        mask = cat["input_mask"].astype(bool)
+        labels = cat["disc_labels"][mask].astype(bool)
+        predicted = cat["disc_logits"][mask] > 0
+        results.update(
+            sampled_masked_lm_accuracy=float((weights * (cat["sampled_ids"] == cat["masked_lm_ids"])).sum()
+                                             / weights.sum()),
+            disc_loss=float(cat["disc_loss_sum"].sum() / mask.sum()),
+            disc_auc=metrics_lib.binary_auc(labels, cat["disc_logits"][mask]),
+            disc_accuracy=float((predicted == labels).mean()),
+            disc_precision=float((predicted & labels).sum() / max(predicted.sum(), 1)),
+            disc_recall=float((predicted & labels).sum() / max(labels.sum(), 1)),
+        )
+    if run.chief and hp.results_txt:
+        os.makedirs(os.path.dirname(hp.results_txt), exist_ok=True)
+        text = "\n".join(f"{k}: {v}" for k, v in results.items()) + "\n"
+        _write_json_atomically(hp.results_txt, text)
+        _write_json_atomically(os.path.splitext(hp.results_txt)[0] + ".json", json.dumps(results, indent=2) + "\n")
+    run.log("eval: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items()))
+    return results
+

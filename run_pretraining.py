@@ -1,0 +1,64 @@
+"""Pretrains ConvBERT with ELECTRA's replaced-token detection.
+
+  python run_pretraining.py --data_dir=data --model_name=convbert_small \
+      --hparams='{"model_size": "small"}'
+
+Reads <data_dir>/pretrain_tfrecords/pretrain_data.tfrecord* and <data_dir>/vocab.txt (from
+build_pretraining_dataset.py), writes checkpoints, config.json, hparams.json and TensorBoard
+events to <data_dir>/models/<model_name>/, resuming from the latest checkpoint there. Every
+hparam of the original configure_pretraining.py is accepted in --hparams (a JSON string or a
+.json path) with the original names and defaults.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Directory with pretrain_tfrecords/, vocab.txt and models/.")
+flags.DEFINE_string("model_name", None, "Run name; outputs go to <data_dir>/models/<model_name>.")
+flags.DEFINE_string("hparams", "{}", "JSON object or path to a .json file of pretraining hparams.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                  "Distribution: auto picks the TPU (with --tpu), all local GPUs, or the CPU.")
+flags.DEFINE_string("tpu", None, "TPU name, 'local', or grpc:// address (implies --strategy=tpu under auto).")
+flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
+flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
+flags.DEFINE_enum("mixed_precision", "auto", ["auto", "off", "bfloat16", "float16"],
+                  "auto: bfloat16 on TPU, float16 with loss scaling on GPU, off on CPU.")
+flags.DEFINE_bool("jit_compile", False, "Compile each train step with XLA.")
+flags.DEFINE_string("init_checkpoint", None,
+                    "Start from this checkpoint (original-release pretraining checkpoint or ours) when "
+                    "model_dir has none.")
+flags.mark_flags_as_required(["data_dir", "model_name"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    from convbert_tf.checkpoints import CheckpointError
+    from convbert_tf.config import ConfigError
+    from convbert_tf.distribute import get_strategy, set_mixed_precision
+    from convbert_tf.pretraining import trainer
+    from convbert_tf.pretraining.hparams import resolve_hparams
+
+    try:
+        hp = resolve_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
+                             init_checkpoint=FLAGS.init_checkpoint, tpu_name=FLAGS.tpu,
+                             tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
+        strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project)
+        set_mixed_precision(FLAGS.mixed_precision, strategy)
+        if hp.do_eval:
+            trainer.evaluate(hp, strategy)
+        else:
+            trainer.train(hp, strategy, jit_compile=FLAGS.jit_compile)
+    except (ConfigError, CheckpointError, ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except FloatingPointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)
