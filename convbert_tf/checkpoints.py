@@ -366,7 +366,7 @@ def load_encoder(checkpoint_path: str, config=None) -> ConvBertEncoder:
     if os.path.exists(saved_config_path):
         saved = load_config(saved_config_path)
         differ = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-                  if getattr(config, k) != v and not k.endswith("dropout_prob") and k != "conv_mask_padding"}
+                  if getattr(config, k) != v and not k.endswith("dropout_prob") and k not in ("conv_mask_padding", "conv_implementation")}
         if differ:
             raise CheckpointError(
                 f"checkpoint {prefix} was written for another config ({saved_config_path}); "

@@ -25,6 +25,8 @@ PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 MODEL_SIZES = ("small", "medium-small", "base")
 ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 CONV_TYPES = ("sdconv", "noconv")
+# Formulations of the span convolution; all give the same numbers (see layers/span_conv.py).
+CONV_IMPLEMENTATIONS = ("unfold",)
 
 
 class ConfigError(ValueError):
@@ -117,6 +119,10 @@ class ConvBertConfig:
     dependence; False (the default) reproduces released checkpoints' numbers exactly.
     """
 
+    conv_implementation: str = "unfold"
+    """Not in the original: how the span convolution is computed; every choice gives the same
+    outputs (to float rounding). 'unfold' is the simple reference formulation."""
+
     def __post_init__(self):
         for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                     "intermediate_size", "max_position_embeddings", "type_vocab_size",
@@ -130,6 +136,9 @@ class ConvBertConfig:
             raise ConfigError(f"config key 'hidden_act' is {self.hidden_act!r}; use one of {ACTIVATIONS}")
         if self.conv_type not in CONV_TYPES:
             raise ConfigError(f"config key 'conv_type' is {self.conv_type!r}; use one of {CONV_TYPES}")
+        if self.conv_implementation not in CONV_IMPLEMENTATIONS:
+            raise ConfigError(f"config key 'conv_implementation' is {self.conv_implementation!r}; "
+                              f"use one of {CONV_IMPLEMENTATIONS}")
         if self.conv_kernel_size % 2 == 0:
             raise ConfigError(
                 f"config key 'conv_kernel_size' is {self.conv_kernel_size}, but the span convolution "
@@ -270,7 +279,8 @@ def _from_hparams(values: Mapping[str, Any], source: str) -> ConvBertConfig:
     head count (hidden // 64, medium-small hidden // 48) and intermediate size (4 * hidden)
     follow the hidden size unless `model_hparam_overrides` sets them.
     """
-    unknown = sorted(set(values) - set(_MODEL_HPARAMS) - TRAINING_HPARAMS - {"conv_mask_padding"})
+    extras = {"conv_mask_padding", "conv_implementation"}  # this project's, not the original's
+    unknown = sorted(set(values) - set(_MODEL_HPARAMS) - TRAINING_HPARAMS - extras)
     if unknown:
         raise ConfigError(f"{source}: unknown hparam(s) {unknown}")
     size = values.get("model_size", _MODEL_HPARAMS["model_size"])
@@ -280,7 +290,7 @@ def _from_hparams(values: Mapping[str, Any], source: str) -> ConvBertConfig:
         raise ConfigError(f"{source}: unknown model_size {size!r}; use one of {list(MODEL_SIZES)}")
     hp = dict(_MODEL_HPARAMS)
     hp.update(_SIZE_HPARAMS[size])
-    hp.update({k: v for k, v in values.items() if k in _MODEL_HPARAMS or k == "conv_mask_padding"})
+    hp.update({k: v for k, v in values.items() if k in _MODEL_HPARAMS or k in extras})
     overrides = hp.pop("model_hparam_overrides") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{source}: 'model_hparam_overrides' must be a JSON object")
@@ -295,7 +305,7 @@ def _from_hparams(values: Mapping[str, Any], source: str) -> ConvBertConfig:
     args["intermediate_size"] = 4 * args["hidden_size"]
     args.update(overrides)
     for key in ("vocab_size", "embedding_size", "conv_kernel_size", "linear_groups", "head_ratio",
-                "conv_type", "conv_mask_padding"):
+                "conv_type", "conv_mask_padding", "conv_implementation"):
         if key in hp and key not in overrides:
             args[key] = hp[key]
     try:

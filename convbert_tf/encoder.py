@@ -66,7 +66,8 @@ class ConvBertEncoder(keras.Model):
                 hidden_act=config.hidden_act, hidden_dropout=config.hidden_dropout_prob,
                 attention_dropout=config.attention_probs_dropout_prob,
                 initializer_range=config.initializer_range,
-                conv_mask_padding=config.conv_mask_padding, dtype=self.dtype_policy,
+                conv_mask_padding=config.conv_mask_padding,
+                conv_implementation=config.conv_implementation, dtype=self.dtype_policy,
                 name=f"layer_{i}"))
         self.build()
 

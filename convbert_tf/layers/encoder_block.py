@@ -26,6 +26,7 @@ class ConvBertBlock(keras.layers.Layer):
       hidden_dropout: dropout after the attention output and the feed-forward output.
       attention_dropout: dropout on the attention probabilities.
       conv_mask_padding: keep padded positions out of the convolution heads.
+      conv_implementation: formulation of the span convolution (same numbers).
 
     Call args:
       hidden: [B, T, D]. padding_mask: [B, T], 1 for real tokens. training: dropout switch.
@@ -37,7 +38,7 @@ class ConvBertBlock(keras.layers.Layer):
     def __init__(self, hidden_size, num_attention_heads, intermediate_size, head_ratio=2,
                  conv_kernel_size=9, conv_type="sdconv", linear_groups=1, hidden_act="gelu",
                  hidden_dropout=0.0, attention_dropout=0.0, initializer_range=0.02,
-                 conv_mask_padding=False, **kwargs):
+                 conv_mask_padding=False, conv_implementation="unfold", **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
@@ -51,13 +52,14 @@ class ConvBertBlock(keras.layers.Layer):
         self.attention_dropout = attention_dropout
         self.initializer_range = initializer_range
         self.conv_mask_padding = conv_mask_padding
+        self.conv_implementation = conv_implementation
 
         policy = self.dtype_policy
         self.attention = MixedAttention(
             hidden_size, num_attention_heads, head_ratio=head_ratio, conv_kernel_size=conv_kernel_size,
             conv_type=conv_type, attention_dropout=attention_dropout,
             initializer_range=initializer_range, conv_mask_padding=conv_mask_padding,
-            dtype=policy, name="attention")
+            conv_implementation=conv_implementation, dtype=policy, name="attention")
         self.attention_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy)
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=LAYER_NORM_EPSILON, dtype=policy, name="attention_LayerNorm")
@@ -96,5 +98,6 @@ class ConvBertBlock(keras.layers.Layer):
                       linear_groups=self.linear_groups, hidden_act=self.hidden_act,
                       hidden_dropout=self.hidden_dropout, attention_dropout=self.attention_dropout,
                       initializer_range=self.initializer_range,
-                      conv_mask_padding=self.conv_mask_padding)
+                      conv_mask_padding=self.conv_mask_padding,
+                      conv_implementation=self.conv_implementation)
         return config

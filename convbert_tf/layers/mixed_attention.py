@@ -46,6 +46,7 @@ class MixedAttention(keras.layers.Layer):
       attention_dropout: dropout rate on the attention probabilities.
       initializer_range: stddev of the truncated-normal kernel initializers.
       conv_mask_padding: keep padded positions out of the convolution heads.
+      conv_implementation: formulation of the span convolution (same numbers).
 
     Call args:
       hidden: [B, T, D]. padding_mask: [B, T], 1 for real tokens. training: dropout switch.
@@ -56,7 +57,7 @@ class MixedAttention(keras.layers.Layer):
 
     def __init__(self, hidden_size, num_attention_heads, head_ratio=2, conv_kernel_size=9,
                  conv_type="sdconv", attention_dropout=0.0, initializer_range=0.02,
-                 conv_mask_padding=False, **kwargs):
+                 conv_mask_padding=False, conv_implementation="unfold", **kwargs):
         super().__init__(**kwargs)
         if hidden_size % num_attention_heads:
             raise ValueError(f"MixedAttention: hidden_size ({hidden_size}) must be divisible by "
@@ -71,6 +72,7 @@ class MixedAttention(keras.layers.Layer):
         self.attention_dropout = attention_dropout
         self.initializer_range = initializer_range
         self.conv_mask_padding = conv_mask_padding
+        self.conv_implementation = conv_implementation
 
         heads = head_arithmetic(num_attention_heads, hidden_size, head_ratio)
         self.num_heads, self.head_size = heads.num_heads, heads.head_size
@@ -89,7 +91,8 @@ class MixedAttention(keras.layers.Layer):
         if conv_type == "sdconv":
             self.span_conv = SpanDynamicConv(
                 self.num_heads, self.head_size, conv_kernel_size, initializer_range=initializer_range,
-                mask_padding=conv_mask_padding, dtype=self.dtype_policy, name="span_conv")
+                mask_padding=conv_mask_padding, implementation=conv_implementation,
+                dtype=self.dtype_policy, name="span_conv")
         self.probs_dropout = keras.layers.Dropout(attention_dropout, dtype=self.dtype_policy)
         self.output_dense = dense(hidden_size, "output_dense")
 
@@ -134,5 +137,6 @@ class MixedAttention(keras.layers.Layer):
                       head_ratio=self.head_ratio, conv_kernel_size=self.conv_kernel_size,
                       conv_type=self.conv_type, attention_dropout=self.attention_dropout,
                       initializer_range=self.initializer_range,
-                      conv_mask_padding=self.conv_mask_padding)
+                      conv_mask_padding=self.conv_mask_padding,
+                      conv_implementation=self.conv_implementation)
         return config

@@ -37,6 +37,7 @@ class SpanDynamicConv(keras.layers.Layer):
       kernel_size: K, odd.
       initializer_range: stddev for the dense kernels; the depthwise kernel uses 1/K.
       mask_padding: see Masking above.
+      implementation: 'unfold', the reference formulation.
 
     Call args:
       hidden: [B, T, D] layer input.
@@ -48,8 +49,11 @@ class SpanDynamicConv(keras.layers.Layer):
     """
 
     def __init__(self, num_heads, head_size, kernel_size, initializer_range=0.02,
-                 mask_padding=False, **kwargs):
+                 mask_padding=False, implementation="unfold", **kwargs):
         super().__init__(**kwargs)
+        if implementation not in ("unfold",):
+            raise ValueError(f"SpanDynamicConv: unknown implementation {implementation!r}")
+        self.implementation = implementation
         if kernel_size < 1 or kernel_size % 2 != 1:
             raise ValueError(f"SpanDynamicConv: kernel_size must be odd and >= 1, got {kernel_size}")
         self.num_heads = num_heads
@@ -100,5 +104,6 @@ class SpanDynamicConv(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_heads=self.num_heads, head_size=self.head_size, kernel_size=self.kernel_size,
-                      initializer_range=self.initializer_range, mask_padding=self.mask_padding)
+                      initializer_range=self.initializer_range, mask_padding=self.mask_padding,
+                      implementation=self.implementation)
         return config

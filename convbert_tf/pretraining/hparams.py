@@ -94,6 +94,8 @@ class PretrainingHParams:
     """sdconv or noconv."""
     conv_mask_padding: bool = False
     """Not in the original: keep [PAD] out of the convolution heads (see ConvBertConfig)."""
+    conv_implementation: str = "unfold"
+    """Not in the original: formulation of the span convolution (see ConvBertConfig)."""
 
     # Generator.
     uniform_generator: bool = False
@@ -169,7 +171,8 @@ class PretrainingHParams:
     def model_config(self) -> ConvBertConfig:
         """The discriminator's ConvBertConfig, resolved as the original's get_bert_config."""
         keys = ("model_size", "model_hparam_overrides", "embedding_size", "vocab_size",
-                "conv_kernel_size", "linear_groups", "head_ratio", "conv_type", "conv_mask_padding")
+                "conv_kernel_size", "linear_groups", "head_ratio", "conv_type", "conv_mask_padding",
+                "conv_implementation")
         values = {k: getattr(self, k) for k in keys}
         values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
         if self.debug:

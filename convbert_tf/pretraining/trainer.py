@@ -83,7 +83,8 @@ def check_model_dir(hp: PretrainingHParams, config: ConvBertConfig) -> None:
     saved_path = os.path.join(hp.model_dir, CONFIG_FILENAME)
     if os.path.exists(saved_path):
         saved = ConvBertConfig.from_json_file(saved_path)
-        if saved.replace(conv_mask_padding=config.conv_mask_padding) != config:
+        runtime = dict(conv_mask_padding=config.conv_mask_padding, conv_implementation=config.conv_implementation)
+        if saved.replace(**runtime) != config:
             differ = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
             raise ConfigError(
                 f"model_dir {hp.model_dir} holds a run of another configuration ({saved_path}): "
