@@ -192,7 +192,7 @@ class PretrainingHParams:
         return json.dumps(values, indent=2, sort_keys=True) + "\n"
 
 
-def _read_hparams(hparams: str | Mapping | None) -> dict:
+def read_hparams(hparams: str | Mapping | None) -> dict:
     """--hparams as a dict: a JSON string, a path ending in .json, or a dict."""
     if hparams is None or hparams == "":
         return {}
@@ -224,7 +224,7 @@ def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None =
       model_name: --model_name.
       overrides: further values that win over --hparams (flags such as --tpu).
     """
-    user = _read_hparams(hparams)
+    user = read_hparams(hparams)
     user.update({k: v for k, v in overrides.items() if v is not None})
     if model_name is not None:
         user.setdefault("model_name", model_name)
