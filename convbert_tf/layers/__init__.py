@@ -7,3 +7,6 @@ from convbert_tf.layers.mixed_attention import MixedAttention
 from convbert_tf.layers.mlm_head import MaskedLMHead
 from convbert_tf.layers.rtd_head import ReplacedTokenDetectionHead
 from convbert_tf.layers.span_conv import SpanDynamicConv
+from convbert_tf.layers.classification_head import ClassificationHead
+from convbert_tf.layers.qa_head import QuestionAnsweringHead
+from convbert_tf.layers.tagging_head import TaggingHead

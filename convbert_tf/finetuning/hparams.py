@@ -1,0 +1,234 @@
+"""FinetuningHParams: the hparams of the original `configure_finetuning.py`, same names and defaults.
+
+Resolution: defaults, then per-size values, then per-task values (only when one task is
+given, as in the original), then the user's `--hparams`, which win. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Mapping
+
+from convbert_tf.config import ConfigError, ConvBertConfig
+from convbert_tf.pretraining.hparams import read_hparams
+
+SIZE_HPARAMS = {
+    "small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=1),
+    "medium-small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=2),
+    "base": dict(learning_rate=1e-4, embedding_size=None, linear_groups=1),
+}
+
+
+def task_hparams(task_names) -> dict:
+    """Per-task values of the original, applied only when exactly one task is given."""
+    if len(task_names) != 1:
+        return {}
+    task = task_names[0]
+    if task in ("rte", "sts"):
+        return {"num_train_epochs": 10.0}
+    if "squad" in task or "qa" in task:
+        return {"max_seq_length": 512, "num_train_epochs": 2.0, "write_test_outputs": False}
+    if task == "chunk":
+        return {"max_seq_length": 256, "num_train_epochs": 3.0}
+    return {"num_train_epochs": 3.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuningHParams:
+    """Fine-tuning hparams; names and defaults are the original release's unless marked."""
+
+    model_name: str = "convbert"
+    """The pretrained model's name: <data_dir>/models/<model_name> holds it (and the outputs)."""
+    task_names: tuple = ("cola",)
+    """Tasks; several share one encoder (multi-task)."""
+    debug: bool = False
+    """Few examples and steps."""
+    log_examples: bool = False
+    """Print the first featurized examples."""
+    num_trials: int = 1
+    """Fine-tuning runs from the same checkpoint; the median is reported."""
+    do_train: bool = True
+    """Fine-tune."""
+    do_eval: bool = True
+    """Score the dev split(s) after training."""
+    keep_all_models: bool = False
+    """Keep every trial's checkpoint (else only the last trial's)."""
+
+    # Model.
+    model_size: str = "medium-small"
+    """small, medium-small or base (with per-size learning rate and widths)."""
+    model_hparam_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """BertConfig fields to override."""
+    embedding_size: int | None = None
+    """E; the per-size value unless given."""
+    vocab_size: int = 30522
+    """Vocabulary size."""
+    do_lower_case: bool = True
+    """Lower-case text when tokenizing."""
+    strip_accents: bool = True
+    """Strip accents when lower-casing (the original's --no-strip-accents turns it off)."""
+    conv_kernel_size: int = 9
+    """k."""
+    linear_groups: int = 2
+    """G (per-size value unless given)."""
+    head_ratio: int = 2
+    """gamma."""
+    conv_type: str = "sdconv"
+    """sdconv or noconv."""
+    conv_mask_padding: bool = False
+    """Not in the original: keep [PAD] out of the convolution heads."""
+    conv_implementation: str = "unfold"
+    """Not in the original: formulation of the span convolution (same numbers)."""
+
+    # Training.
+    learning_rate: float = 3e-4
+    """Peak learning rate (per-size value unless given)."""
+    weight_decay_rate: float = 0.01
+    """AdamW weight decay (not on LayerNorm and biases)."""
+    layerwise_lr_decay: float = 0.8
+    """Each layer below the top gets this factor more; embeddings the most."""
+    layerwise_lr_original_off_by_one: bool = False
+    """Reproduce the original's exponent (top layer 0.8^2 instead of 0.8; electra#51)."""
+    num_train_epochs: float = 3.0
+    """Epochs (per-task value unless given)."""
+    warmup_proportion: float = 0.1
+    """Warmup steps as a fraction of all steps."""
+    save_checkpoints_steps: int = 1000000
+    """Checkpoint interval (a checkpoint is also written at the end)."""
+    iterations_per_loop: int = 1000
+    """Train steps per compiled call (and between progress lines)."""
+    use_tfrecords_if_existing: bool = True
+    """Accepted for compatibility; features are cached keyed by task, split, length and vocab."""
+    write_test_outputs: bool = True
+    """Write test-set predictions (GLUE submission TSVs, SQuAD JSON) when test files exist."""
+    n_writes_test: int = 5
+    """Trials that write test outputs."""
+
+    # Sizing.
+    max_seq_length: int = 128
+    """T (per-task value unless given)."""
+    train_batch_size: int = 32
+    """Global train batch."""
+    eval_batch_size: int = 32
+    """Global eval batch."""
+    predict_batch_size: int = 32
+    """Global predict batch."""
+    double_unordered: bool = True
+    """Double MRPC and STS train sets with the sentence order swapped."""
+
+    # QA.
+    max_query_length: int = 64
+    """Question tokens kept."""
+    doc_stride: int = 128
+    """Stride between document spans."""
+    n_best_size: int = 20
+    """Candidate answers kept per question."""
+    max_answer_length: int = 30
+    """Longest answer in tokens."""
+    answerable_classifier: bool = True
+    """Predict whether a question is answerable (SQuAD 2.0)."""
+    answerable_uses_start_logits: bool = True
+    """Feed the start distribution to the answerable classifier."""
+    answerable_weight: float = 0.5
+    """Weight of the answerable loss."""
+    joint_prediction: bool = True
+    """Condition the end on the start (beam search at inference)."""
+    beam_size: int = 20
+    """Beam of the joint prediction."""
+    qa_na_threshold: float = -2.75
+    """Null-odds threshold above which a SQuAD 2.0 answer is left empty."""
+
+    # TPU (set by the --tpu flags).
+    use_tpu: bool = False
+    """Run on a TPU."""
+    num_tpu_cores: int = 1
+    """Unused: TPUStrategy finds the cores."""
+    tpu_job_name: str | None = None
+    """Unused."""
+    tpu_name: str | None = None
+    """TPU name."""
+    tpu_zone: str | None = None
+    """TPU zone."""
+    gcp_project: str | None = None
+    """GCP project."""
+
+    # Paths.
+    data_dir: str | None = None
+    """Root: finetuning_data/<task>/, vocab.txt, models/."""
+    init_checkpoint: str | None = None
+    """Pretrained weights: ours or an original-release checkpoint (prefix or directory); default
+    <data_dir>/models/<model_name>. "random" starts from random weights on purpose."""
+    vocab_file: str | None = None
+    """Default <data_dir>/models/<model_name>/vocab.txt if it exists, else <data_dir>/vocab.txt."""
+    model_dir: str | None = None
+    """Default <data_dir>/models/<model_name>."""
+    tfds_data_dir: str | None = None
+    """Read GLUE/SQuAD from prepared tensorflow-datasets here instead of finetuning_data/."""
+
+    # Not in the original.
+    seed: int = 0
+    """Seed of initialization, shuffling and dropout (trial i uses seed + i)."""
+    export: bool = True
+    """Export a servable SavedModel per task after training."""
+
+    @property
+    def task_label(self) -> str:
+        return "_".join(self.task_names)
+
+    def model_config(self) -> ConvBertConfig:
+        keys = ("model_size", "embedding_size", "vocab_size", "conv_kernel_size", "linear_groups", "head_ratio",
+                "conv_type", "conv_mask_padding", "conv_implementation")
+        values = {k: getattr(self, k) for k in keys}
+        values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
+        return ConvBertConfig.from_dict(values, source="--hparams")
+
+    def to_json_string(self) -> str:
+        values = dataclasses.asdict(self)
+        values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
+        values["task_names"] = list(self.task_names)
+        return json.dumps(values, indent=2, sort_keys=True) + "\n"
+
+
+def resolve_finetuning_hparams(hparams=None, data_dir: str | None = None, model_name: str | None = None,
+                               **overrides) -> FinetuningHParams:
+    """Defaults, per-size values, per-task values (one task), then the user's hparams."""
+    user = read_hparams(hparams)
+    user.update({k: v for k, v in overrides.items() if v is not None})
+    if model_name is not None:
+        user.setdefault("model_name", model_name)
+    known = {f.name for f in dataclasses.fields(FinetuningHParams)}
+    unknown = sorted(set(user) - known)
+    if unknown:
+        raise ConfigError(f"--hparams: unknown hparam(s) {unknown}; see convbert_tf/finetuning/hparams.py")
+    size = user.get("model_size", FinetuningHParams.model_size)
+    if size not in SIZE_HPARAMS:
+        raise ConfigError(f"--hparams: model_size {size!r} is not one of {sorted(SIZE_HPARAMS)}")
+    tasks = user.get("task_names", FinetuningHParams.task_names)
+    if isinstance(tasks, str):
+        tasks = [t for t in tasks.split(",") if t]
+    if not tasks:
+        raise ConfigError("--hparams: task_names is empty")
+    values = dict(SIZE_HPARAMS[size])
+    values.update(task_hparams(list(tasks)))
+    values.update(user)
+    values["task_names"] = tuple(tasks)
+    if data_dir is not None:
+        name = values.get("model_name", FinetuningHParams.model_name)
+        values.setdefault("data_dir", data_dir)
+        values.setdefault("model_dir", os.path.join(data_dir, "models", name))
+        model_vocab = os.path.join(values["model_dir"], "vocab.txt")
+        values.setdefault("vocab_file", model_vocab if os.path.exists(model_vocab)
+                          else os.path.join(data_dir, "vocab.txt"))
+        values.setdefault("init_checkpoint", values["model_dir"])
+    try:
+        resolved = FinetuningHParams(**values)
+    except TypeError as e:
+        raise ConfigError(f"--hparams: {e}") from None
+    for key in ("train_batch_size", "eval_batch_size", "predict_batch_size", "max_seq_length", "num_trials",
+                "iterations_per_loop"):
+        if not isinstance(getattr(resolved, key), int) or getattr(resolved, key) < 1:
+            raise ConfigError(f"--hparams: {key} must be a positive integer, got {getattr(resolved, key)!r}")
+    resolved.model_config()
+    return resolved

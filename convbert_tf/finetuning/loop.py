@@ -1,0 +1,127 @@
+"""The fine-tuning train and predict loops over in-memory feature arrays, under any strategy."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from convbert_tf.finetuning.model import LABEL_FEATURES, FinetuningModel
+from convbert_tf.optimization import AdamWeightDecay
+
+MODEL_INPUTS = ("input_ids", "input_mask", "segment_ids")
+
+
+def pad_features(arrays: dict, multiple: int) -> tuple[dict, int]:
+    """Pads every array with zero rows to a multiple of `multiple`; padding rows get task_id -1.
+
+    Returns the padded arrays and the number of real rows (the original appended "padding
+    examples" with zero loss; here they are dropped from predictions by count).
+    """
+    count = len(arrays["input_ids"])
+    extra = (-count) % multiple
+    if not extra:
+        return arrays, count
+    padded = {k: np.concatenate([v, np.zeros((extra,) + v.shape[1:], v.dtype)]) for k, v in arrays.items()}
+    padded["task_id"][count:] = -1
+    return padded, count
+
+
+def dataset_from_arrays(arrays: dict, batch_size: int, training: bool, seed: int) -> tf.data.Dataset:
+    """tf.data over feature arrays: shuffled and repeated for training, in order otherwise."""
+    dataset = tf.data.Dataset.from_tensor_slices(arrays)
+    if training:
+        dataset = dataset.shuffle(len(arrays["input_ids"]), seed=seed, reshuffle_each_iteration=True).repeat()
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+class Trainer:
+    """Compiled train and predict steps for a FinetuningModel under a tf.distribute strategy."""
+
+    def __init__(self, model: FinetuningModel, optimizer: AdamWeightDecay, strategy: tf.distribute.Strategy,
+                 global_batch_size: int, jit_compile: bool = False):
+        self.model = model
+        self.optimizer = optimizer
+        self.strategy = strategy
+        self.global_batch_size = global_batch_size
+        self.jit_compile = jit_compile
+        self.variables = model.trainable_variables
+
+    def _train_step(self, features):
+        with tf.GradientTape() as tape:
+            outputs = self.model(features, training=True)
+            losses = self.model.per_example_losses(features, outputs)  # [B]
+            # The mean over the global batch: replicas' losses add up to one device's.
+            loss = tf.reduce_sum(losses) / self.global_batch_size
+        grads = tape.gradient(loss, self.variables)
+        self.optimizer.apply(grads, self.variables)
+        return loss
+
+    def make_train_loop(self):
+        step_fn = tf.function(self._train_step, jit_compile=True) if self.jit_compile else self._train_step
+        strategy = self.strategy
+
+        @tf.function
+        def train_loop(iterator, steps):
+            total = tf.constant(0.0)
+            for _ in tf.range(steps):
+                total += strategy.reduce("sum", strategy.run(step_fn, args=(next(iterator),)), axis=None)
+            return total / tf.cast(steps, tf.float32)
+
+        return train_loop
+
+    def train(self, arrays: dict, num_steps: int, start_step: int, steps_per_loop: int, seed: int,
+              on_loop_end=None, out=sys.stdout, log=True) -> float:
+        """Runs train steps start_step..num_steps; returns the last loop's mean loss."""
+        dataset = dataset_from_arrays(arrays, self.global_batch_size, True, seed)
+        if start_step:
+            dataset = dataset.skip(start_step)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        train_loop = self.make_train_loop()
+        step, loss, window = start_step, float("nan"), time.perf_counter()
+        while step < num_steps:
+            steps = min(steps_per_loop, num_steps - step)
+            loss = float(train_loop(iterator, tf.constant(steps)))
+            step += steps
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"fine-tuning loss is {loss} at step {step}")
+            elapsed = time.perf_counter() - window
+            if log:
+                eta = (num_steps - step) * elapsed / steps
+                print(f"step {step}/{num_steps} | loss {loss:.4f} | {steps * self.global_batch_size / elapsed:,.1f} "
+                      f"examples/s | ETA {int(eta) // 60}:{int(eta) % 60:02d}", file=out, flush=True)
+            if on_loop_end is not None:
+                on_loop_end(step, loss)
+            window = time.perf_counter()
+        return loss
+
+    def predict(self, arrays: dict, batch_size: int) -> dict:
+        """Runs the model in inference mode over all rows; returns {task: {output: array}} (real rows only)."""
+        multiple = batch_size
+        padded, count = pad_features(arrays, multiple)
+        dataset = self.strategy.experimental_distribute_dataset(
+            dataset_from_arrays(padded, batch_size, False, 0))
+
+        @tf.function
+        def predict_step(features):
+            return self.strategy.run(lambda f: self.model(f, training=False), args=(features,))
+
+        collected: dict = {}
+        for features in dataset:
+            outputs = predict_step(features)
+            for task, values in outputs.items():
+                for key, value in values.items():
+                    parts = [np.asarray(v) for v in self.strategy.experimental_local_results(value)]
+                    collected.setdefault(task, {}).setdefault(key, []).append(np.concatenate(parts))
+        return {task: {k: np.concatenate(v)[:count] for k, v in values.items()} for task, values in collected.items()}
+
+
+def empty_label_arrays(count: int, max_seq_length: int) -> dict:
+    """Zero arrays for every label feature, for featurizers that fill only their own."""
+    arrays = {}
+    for key, dtype in LABEL_FEATURES.items():
+        shape = (count, max_seq_length) if key in ("tag_ids", "tag_weights") else (count,)
+        arrays[key] = np.zeros(shape, dtype.as_numpy_dtype)
+    return arrays

@@ -1,0 +1,100 @@
+"""Fine-tuning heads and losses against NumPy, and layerwise LR multipliers variable by variable."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from convbert_tf import ConvBertConfig, ConvBertEncoder
+from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
+from convbert_tf.finetuning.loop import empty_label_arrays
+from convbert_tf.optimization import layerwise_lr_multipliers
+
+CONFIG = ConvBertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                        intermediate_size=32, embedding_size=8, max_position_embeddings=16, conv_kernel_size=3)
+SPECS = [HeadSpec("cola", "classification", 2), HeadSpec("sts", "regression"),
+         HeadSpec("squad", "qa"), HeadSpec("chunk", "tagging", 5)]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return FinetuningModel(ConvBertEncoder(CONFIG), SPECS, beam_size=3)
+
+
+def batch(rng, task_ids):
+    n, t = len(task_ids), 8
+    arrays = empty_label_arrays(n, t)
+    arrays.update(input_ids=rng.integers(1, 30, (n, t)).astype(np.int32),
+                  input_mask=np.ones((n, t), np.int32),
+                  segment_ids=np.array([[0] * 3 + [1] * 5] * n, np.int32))
+    arrays["task_id"] = np.array(task_ids, np.int32)
+    arrays["label_ids"] = rng.integers(0, 2, n).astype(np.int32)
+    arrays["label_value"] = rng.random(n).astype(np.float32)
+    arrays["start_positions"] = np.array([3, 0, 4, 5][:n], np.int32)
+    arrays["end_positions"] = np.array([4, 0, 6, 5][:n], np.int32)
+    arrays["is_impossible"] = np.array([0, 1, 0, 0][:n], np.float32)
+    arrays["tag_ids"] = rng.integers(0, 5, (n, t)).astype(np.int32)
+    arrays["tag_weights"] = (rng.random((n, t)) < 0.5).astype(np.float32)
+    return {k: tf.constant(v) for k, v in arrays.items()}
+
+
+def log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_per_example_losses_use_each_examples_task(model):
+    features = batch(np.random.default_rng(0), [0, 1, 2, 3])
+    outputs = model(features, training=False)
+    # The QA loss uses the end logits conditioned on the gold start (the training-mode head),
+    # computed here without dropout.
+    sequence = model.encoder({k: features[k] for k in ("input_ids", "input_mask", "segment_ids")})["sequence_output"]
+    outputs["squad"] = model.head("squad")(sequence, features["input_mask"], features["segment_ids"],
+                                           start_positions=features["start_positions"], training=True)
+    losses = model.per_example_losses(features, outputs).numpy()
+    f = {k: v.numpy() for k, v in features.items()}
+    cola = log_softmax(outputs["cola"]["logits"].numpy()[0])
+    np.testing.assert_allclose(losses[0], -cola[f["label_ids"][0]], rtol=1e-5)
+    np.testing.assert_allclose(losses[1], (outputs["sts"]["logits"].numpy()[1] - f["label_value"][1]) ** 2, rtol=1e-5)
+    tags = log_softmax(outputs["chunk"]["logits"].numpy()[3])
+    w = f["tag_weights"][3]
+    expected = -(w * tags[np.arange(8), f["tag_ids"][3]]).sum() / (w.sum() + 1e-6)
+    np.testing.assert_allclose(losses[3], expected, rtol=1e-5)
+    qa = outputs["squad"]
+    start = log_softmax(qa["start_logits"].numpy()[2])[f["start_positions"][2]]
+    end = log_softmax(qa["end_logits"].numpy()[2])[f["end_positions"][2]]
+    logit = qa["answerable_logit"].numpy()[2]
+    bce = np.log1p(np.exp(logit))  # label is_impossible = 0
+    np.testing.assert_allclose(losses[2], -(start + end) / 2 + 0.5 * bce, rtol=1e-5)
+
+
+def test_qa_head_masks_the_question_and_beams_are_consistent(model):
+    features = batch(np.random.default_rng(1), [2, 2])
+    out = model(features, training=False)["squad"]
+    start_index = out["start_top_index"].numpy()
+    # Only [CLS] (position 0) or context tokens (segment 1) can start an answer.
+    assert np.all((start_index == 0) | (start_index >= 3))
+    start_log_probs = log_softmax(out["start_logits"].numpy())
+    np.testing.assert_allclose(out["start_top_log_probs"].numpy(),
+                               np.take_along_axis(start_log_probs, start_index, 1), rtol=1e-5, atol=1e-5)
+    assert out["end_top_index"].shape == (2, 3, 3)
+    assert np.all(np.diff(out["end_top_log_probs"].numpy(), axis=-1) <= 1e-6)  # sorted beams
+
+
+@pytest.mark.parametrize("off_by_one,top,embeddings", [(False, 0.8, 0.8 ** 4), (True, 0.8 ** 2, 0.8 ** 5)])
+def test_layerwise_multipliers_variable_by_variable(model, off_by_one, top, embeddings):
+    paths = [v.path for v in model.trainable_variables]
+    multipliers = layerwise_lr_multipliers(paths, CONFIG.num_hidden_layers, 0.8, off_by_one)
+    assert set(multipliers) == set(paths)
+    for path, value in multipliers.items():
+        if "embeddings" in path:
+            expected = embeddings  # word/position/type tables, their LayerNorm, the projection
+        elif "/layer_2/" in path:
+            expected = top
+        elif "/layer_1/" in path:
+            expected = top * 0.8
+        elif "/layer_0/" in path:
+            expected = top * 0.8 ** 2
+        else:
+            assert path.split("/")[0] in ("cola", "sts", "squad", "chunk"), path
+            expected = 1.0
+        assert value == pytest.approx(expected), path
