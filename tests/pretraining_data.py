@@ -12,6 +12,7 @@ TINY_HPARAMS = {
     "model_size": "small", "vocab_size": len(VOCAB), "max_seq_length": SEQ_LENGTH, "train_batch_size": 8,
     "eval_batch_size": 8, "num_train_steps": 20, "num_warmup_steps": 5, "iterations_per_loop": 5,
     "save_checkpoints_steps": 10, "learning_rate": 2e-3, "embedding_size": 16, "generator_hidden_size": 0.5,
+    "export_at_end": False,
     "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
                                "intermediate_size": 64, "max_position_embeddings": SEQ_LENGTH},
 }

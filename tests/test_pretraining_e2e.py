@@ -45,3 +45,9 @@ def test_build_then_pretrain(tmp_path):
     model_dir = data_dir / "models" / "tiny"
     assert os.path.basename(tf.train.latest_checkpoint(str(model_dir))) == "ckpt-6"
     assert (model_dir / "config.json").exists() and (model_dir / "hparams.json").exists()
+    # The end-of-run exports: a servable SavedModel and the original release's layout.
+    assert (model_dir / "saved_model" / "saved_model.pb").exists()
+    original = dict(tf.train.list_variables(str(model_dir / "original_layout" / "model.ckpt-6")))
+    assert original["electra/encoder/layer_0/attention/self/conv_attn_key/depthwise_kernel"] == [9, 32, 1]
+    assert "generator_predictions/output_bias" in original and "discriminator_predictions/dense_1/kernel" in original
+    assert "exported" in trained.stdout

@@ -84,6 +84,8 @@ class PretrainingHParams:
     """Vocabulary size; must match the vocab file."""
     do_lower_case: bool = True
     """Lower-case raw text (used by the raw-text serving signature)."""
+    strip_accents: bool = True
+    """Strip accents when lower-casing (raw-text serving signature)."""
     conv_kernel_size: int = 9
     """Span convolution kernel size k."""
     linear_groups: int = 2
@@ -160,6 +162,9 @@ class PretrainingHParams:
     """Seed of initialisation, data order, masking and sampling."""
     log_every_steps: int | None = None
     """Progress line interval; default iterations_per_loop."""
+    export_at_end: bool = True
+    """After the last step, write <model_dir>/saved_model (the discriminator encoder, servable,
+    with a raw-text signature) and <model_dir>/original_layout/ (the original release's names)."""
 
     # ----- derived -------------------------------------------------------------------------
     @property

@@ -18,10 +18,11 @@ import tensorflow as tf
 
 from convbert_tf import metrics as metrics_lib
 from convbert_tf.checkpoints import (CONFIG_FILENAME, CheckpointError, load_original_pretraining_checkpoint,
-                                     resolve_checkpoint_prefix)
+                                     resolve_checkpoint_prefix, save_original_checkpoint)
 from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.data import tokenization
 from convbert_tf.distribute import is_chief
+from convbert_tf.export import export_encoder
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay
 from convbert_tf.pretraining import input_pipeline
 from convbert_tf.pretraining.hparams import PretrainingHParams
@@ -380,9 +381,26 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
                 writer.flush()
             last_logged, window_start, window_steps = step, time.perf_counter(), 0
     run.log(f"done: {step} steps in {time.perf_counter() - begun:.0f}s; checkpoint {manager.latest_checkpoint}")
+    if hp.export_at_end and step >= hp.num_train_steps and run.chief:
+        export_run(run, step)
     last["step"] = step
     last["checkpoint"] = manager.latest_checkpoint
     return last
+
+
+def export_run(run: Pretraining, step: int) -> tuple[str, str]:
+    """The servable SavedModel and the original-layout checkpoint of a finished run."""
+    hp = run.hp
+    saved_model = export_encoder(run.model.discriminator, os.path.join(hp.model_dir, "saved_model"),
+                                 vocab_file=hp.vocab_file, do_lower_case=hp.do_lower_case,
+                                 strip_accents=hp.strip_accents, max_seq_length=hp.max_seq_length, overwrite=True)
+    original = save_original_checkpoint(
+        run.model.discriminator, os.path.join(hp.model_dir, "original_layout", f"model.ckpt-{step}"),
+        global_step=step, generator=run.model.generator if hp.electra_objective else None,
+        generator_head=run.model.generator_head if hp.electra_objective else None,
+        discriminator_head=run.model.discriminator_head, overwrite=True)
+    run.log(f"exported {saved_model} (signatures serving_default, serve_text) and {original}")
+    return saved_model, original
 
 
 def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.stdout) -> dict:
