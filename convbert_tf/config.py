@@ -26,7 +26,7 @@ MODEL_SIZES = ("small", "medium-small", "base")
 ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 CONV_TYPES = ("sdconv", "noconv")
 # Formulations of the span convolution; all give the same numbers (see layers/span_conv.py).
-CONV_IMPLEMENTATIONS = ("unfold",)
+CONV_IMPLEMENTATIONS = ("unfold", "shifted", "shifted_xla")
 
 
 class ConfigError(ValueError):

@@ -293,3 +293,22 @@ def test_two_worker_multi_worker_mirrored_run(data_dir, tmp_path):
     model_dir = os.path.join(data_dir, "models", "multi")
     assert os.path.basename(tf.train.latest_checkpoint(model_dir)) == "ckpt-4"
     assert "2 replica(s)" in outputs[0][0]
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])
+def test_mixed_precision_training_steps(data_dir, policy):
+    """bfloat16, and float16 with dynamic loss scaling, train with finite losses close to float32's."""
+    import keras
+    hp = dict(TINY_HPARAMS, num_train_steps=4, iterations_per_loop=4)
+    reference = trainer.train(tiny(data_dir, f"fp32_for_{policy}", **hp), CPU, out=io.StringIO())
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        run = trainer.Pretraining(tiny(data_dir, policy, **hp), CPU, out=io.StringIO())
+        assert run.model.discriminator.embeddings.word_embeddings.dtype == "float32"
+        assert run.float16 == (policy == "mixed_float16")
+        result = trainer.train(tiny(data_dir, policy, **hp), CPU, out=io.StringIO())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert result["step"] == 4
+    assert abs(result["mlm_loss"] - reference["mlm_loss"]) < 0.1
+    assert abs(result["disc_loss"] - reference["disc_loss"]) < 0.1

@@ -10,6 +10,9 @@ import tensorflow as tf
 from convbert_tf import ops
 from convbert_tf.layers.initializers import truncated_normal
 
+# The formulations of the window sum (see the class docstring); 'unfold' is the reference.
+IMPLEMENTATIONS = ("unfold", "shifted", "shifted_xla")
+
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class SpanDynamicConv(keras.layers.Layer):
@@ -29,7 +32,14 @@ class SpanDynamicConv(keras.layers.Layer):
     With `mask_padding=True` padded positions are zeroed in the span-key input and in the conv
     values, which makes real tokens' outputs independent of padding (not in the original).
 
-    This is the simple reference formulation (an explicit window unfold).
+    Formulations (`implementation`), all giving the same numbers to float rounding:
+      'unfold'       the simple reference: the windows are unfolded into a [B, T, C, K] tensor
+                     and contracted with the kernel (memory and time grow with K).
+      'shifted'      the window sum as K shifted slices of the [B, T, C] values, with a
+                     hand-written gradient of the same form (`ops.shifted_window_sum`); nothing
+                     of size K x C is built or kept for the backward pass.
+      'shifted_xla'  the same, forward and backward each compiled by XLA into one fused loop.
+                     Compiles once per input shape; the fastest where shapes repeat (training).
 
     Args:
       num_heads: N, convolution heads.
@@ -37,7 +47,7 @@ class SpanDynamicConv(keras.layers.Layer):
       kernel_size: K, odd.
       initializer_range: stddev for the dense kernels; the depthwise kernel uses 1/K.
       mask_padding: see Masking above.
-      implementation: 'unfold', the reference formulation.
+      implementation: 'unfold' (reference), 'shifted' or 'shifted_xla'; see above.
 
     Call args:
       hidden: [B, T, D] layer input.
@@ -51,8 +61,9 @@ class SpanDynamicConv(keras.layers.Layer):
     def __init__(self, num_heads, head_size, kernel_size, initializer_range=0.02,
                  mask_padding=False, implementation="unfold", **kwargs):
         super().__init__(**kwargs)
-        if implementation not in ("unfold",):
-            raise ValueError(f"SpanDynamicConv: unknown implementation {implementation!r}")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"SpanDynamicConv: unknown implementation {implementation!r}; "
+                             f"use one of {IMPLEMENTATIONS}")
         self.implementation = implementation
         if kernel_size < 1 or kernel_size % 2 != 1:
             raise ValueError(f"SpanDynamicConv: kernel_size must be odd and >= 1, got {kernel_size}")
@@ -93,9 +104,14 @@ class SpanDynamicConv(keras.layers.Layer):
         conv_values = self.value_dense(hidden)  # [B, T, C]
         if self.mask_padding and padding_mask is not None:
             conv_values = conv_values * keep  # [B, T, C]
-        windows = ops.unfold_windows(conv_values, self.kernel_size)  # [B, T, C, K]
-        windows = tf.reshape(windows, [batch, length, self.num_heads, self.head_size, self.kernel_size])  # [B, T, N, H, K]
-        conv_out = tf.einsum("BTNHK,BTNK->BTNH", windows, span_kernel)  # [B, T, N, H]
+        if self.implementation == "unfold":
+            windows = ops.unfold_windows(conv_values, self.kernel_size)  # [B, T, C, K]
+            windows = tf.reshape(windows, [batch, length, self.num_heads, self.head_size, self.kernel_size])  # [B, T, N, H, K]
+            conv_out = tf.einsum("BTNHK,BTNK->BTNH", windows, span_kernel)  # [B, T, N, H]
+        else:
+            conv_values = tf.reshape(conv_values, [batch, length, self.num_heads, self.head_size])  # [B, T, N, H]
+            conv_out = ops.shifted_window_sum(conv_values, span_kernel,
+                                              jit_compile=self.implementation == "shifted_xla")  # [B, T, N, H]
         return tf.reshape(conv_out, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
 
     def compute_output_shape(self, hidden_shape, query_shape=None, padding_mask_shape=None):
