@@ -131,6 +131,18 @@ def export_encoder(encoder, export_dir, *, vocab_file, do_lower_case=True, strip
     module, signatures = _build_serving_module(
         encoder, tokens, os.path.abspath(os.fspath(vocab_file)), do_lower_case, strip_accents,
         max_seq_length)
+    return write_saved_model(module, signatures, export_dir, overwrite)
+
+
+def write_saved_model(module, signatures, export_dir, overwrite=False) -> str:
+    """tf.saved_model.save into a temporary directory beside export_dir, then renamed into place.
+
+    `export_dir` is always either absent, the previous export, or complete: with `overwrite`
+    the previous export is renamed away, the new one renamed in, then the old one deleted; if
+    anything fails, the previous export is left as it was.
+    """
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    _check_export_dir(export_dir, overwrite)
     parent, base = os.path.split(export_dir)
     os.makedirs(parent, exist_ok=True)
     tag = uuid.uuid4().hex[:8]

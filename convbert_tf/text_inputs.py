@@ -50,14 +50,14 @@ def truncate_seq_pair(first_lengths, second_lengths, max_tokens):
     return first_kept, second_kept
 
 
-def _keep_first(ragged, lengths):
+def keep_first(ragged, lengths):
     """The first lengths[i] tokens of row i of a ragged [B, (N)] tensor."""
     positions = tf.ragged.range(ragged.row_lengths())  # [B, (N)]
     lengths = tf.cast(lengths, positions.dtype)
     return tf.ragged.boolean_mask(ragged, positions < tf.expand_dims(lengths, 1))  # [B, (N')]
 
 
-def _special_token_id(tokenizer, token):
+def special_token_id(tokenizer, token):
     """The id of a special token, looked up in the tokenizer's vocab table (int32 scalar)."""
     return tf.cast(tokenizer.vocab_table.lookup(tf.constant(token)), tf.int32)
 
@@ -92,8 +92,8 @@ def pack_token_ids(first_ids, second_ids, max_seq_length, cls_id, sep_id, pad_id
     is_pair = second_lengths > 0  # [B]
     max_tokens = max_seq_length - 2 - tf.cast(is_pair, tf.int32)  # [B]
     first_kept, second_kept = truncate_seq_pair(first_lengths, second_lengths, max_tokens)  # [B] each
-    first_ids = _keep_first(first_ids, first_kept)  # [B, (A')]
-    second_ids = _keep_first(second_ids, second_kept)  # [B, (Bt')]
+    first_ids = keep_first(first_ids, first_kept)  # [B, (A')]
+    second_ids = keep_first(second_ids, second_kept)  # [B, (Bt')]
     num_truncated = first_lengths + second_lengths - first_kept - second_kept  # [B]
 
     batch_size = tf.shape(first_lengths, out_type=tf.int64)[0]
@@ -103,7 +103,7 @@ def pack_token_ids(first_ids, second_ids, max_seq_length, cls_id, sep_id, pad_id
     cls_column = tf.RaggedTensor.from_row_lengths(tf.fill([batch_size], cls_id), one_per_row)  # [B, (1)]
     sep_column = tf.RaggedTensor.from_row_lengths(tf.fill([batch_size], sep_id), one_per_row)  # [B, (1)]
     # The second [SEP] only where b kept a token (the original's `if tokens_b:`).
-    second_sep = _keep_first(sep_column, tf.minimum(second_kept, 1))  # [B, (0 or 1)]
+    second_sep = keep_first(sep_column, tf.minimum(second_kept, 1))  # [B, (0 or 1)]
 
     input_ids = tf.concat([cls_column, first_ids, sep_column, second_ids, second_sep], axis=1)  # [B, (L)]
     segment_ids = tf.concat([
@@ -138,6 +138,6 @@ def pack_text_inputs(tokenizer, texts, text_pairs=None, max_seq_length=128):
     second_ids = None if text_pairs is None else tokenizer(text_pairs)  # [B, (Bt)]
     return pack_token_ids(
         first_ids, second_ids, max_seq_length,
-        cls_id=_special_token_id(tokenizer, CLS_TOKEN),
-        sep_id=_special_token_id(tokenizer, SEP_TOKEN),
-        pad_id=_special_token_id(tokenizer, PAD_TOKEN))
+        cls_id=special_token_id(tokenizer, CLS_TOKEN),
+        sep_id=special_token_id(tokenizer, SEP_TOKEN),
+        pad_id=special_token_id(tokenizer, PAD_TOKEN))

@@ -88,7 +88,7 @@ def test_losses_match_numpy():
 
 def test_gumbel_sampling_follows_the_softmax():
     logits = np.log(np.array([0.5, 0.3, 0.15, 0.05], np.float32))
-    n = 4000
+    n = 2000
     seeds = np.stack([np.full(n, 7), np.arange(n)], axis=1)
     samples = sample_replacements(np.tile(logits, (n, 1, 1)), seeds).numpy()[:, 0]
     frequencies = np.bincount(samples, minlength=4) / n
