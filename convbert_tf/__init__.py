@@ -5,3 +5,7 @@ from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.checkpoints import (CheckpointError, load_encoder, load_original_checkpoint,
                                      load_original_pretraining_checkpoint, save_encoder,
                                      save_original_checkpoint)
+
+__all__ = ["CheckpointError", "ConfigError", "ConvBertConfig", "ConvBertEncoder", "generator_config", "load_encoder",
+           "load_original_checkpoint", "load_original_pretraining_checkpoint", "save_encoder",
+           "save_original_checkpoint"]

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import convbert_tf
 from convbert_tf import CheckpointError, ConvBertConfig, ConvBertEncoder
-from convbert_tf.checkpoints import build_discriminator_head, build_generator, original_variable_map
+from convbert_tf.checkpoints import build_discriminator_head, build_generator
 from tests import numpy_reference as ref
 from tests.tf1_checkpoint import write_tf1_checkpoint
 

@@ -7,19 +7,16 @@ given, as in the original), then the user's `--hparams`, which win. Unknown keys
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from typing import Any, Mapping
 
 from convbert_tf.config import ConfigError, ConvBertConfig
-from convbert_tf.pretraining.hparams import read_hparams
+from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
 
 SIZE_HPARAMS = {
     "small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=1),
     "medium-small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=2),
     "base": dict(learning_rate=1e-4, embedding_size=None, linear_groups=1),
 }
-
 
 def task_hparams(task_names) -> dict:
     """Per-task values of the original, applied only when exactly one task is given."""
@@ -34,13 +31,10 @@ def task_hparams(task_names) -> dict:
         return {"max_seq_length": 256, "num_train_epochs": 3.0}
     return {"num_train_epochs": 3.0}
 
-
 @dataclasses.dataclass(frozen=True)
-class FinetuningHParams:
+class FinetuningHParams(ModelHParams):
     """Fine-tuning hparams; names and defaults are the original release's unless marked."""
 
-    model_name: str = "convbert"
-    """The pretrained model's name: <data_dir>/models/<model_name> holds it (and the outputs)."""
     task_names: tuple = ("cola",)
     """Tasks; several share one encoder (multi-task)."""
     debug: bool = False
@@ -55,32 +49,6 @@ class FinetuningHParams:
     """Score the dev split(s) after training."""
     keep_all_models: bool = False
     """Keep every trial's checkpoint (else only the last trial's)."""
-
-    # Model.
-    model_size: str = "medium-small"
-    """small, medium-small or base (with per-size learning rate and widths)."""
-    model_hparam_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """BertConfig fields to override."""
-    embedding_size: int | None = None
-    """E; the per-size value unless given."""
-    vocab_size: int = 30522
-    """Vocabulary size."""
-    do_lower_case: bool = True
-    """Lower-case text when tokenizing."""
-    strip_accents: bool = True
-    """Strip accents when lower-casing (the original's --no-strip-accents turns it off)."""
-    conv_kernel_size: int = 9
-    """k."""
-    linear_groups: int = 2
-    """G (per-size value unless given)."""
-    head_ratio: int = 2
-    """gamma."""
-    conv_type: str = "sdconv"
-    """sdconv or noconv."""
-    conv_mask_padding: bool = False
-    """Not in the original: keep [PAD] out of the convolution heads."""
-    conv_implementation: str = "unfold"
-    """Not in the original: formulation of the span convolution (same numbers)."""
 
     # Training.
     learning_rate: float = 3e-4
@@ -140,20 +108,6 @@ class FinetuningHParams:
     qa_na_threshold: float = -2.75
     """Null-odds threshold above which a SQuAD 2.0 answer is left empty."""
 
-    # TPU (set by the --tpu flags).
-    use_tpu: bool = False
-    """Run on a TPU."""
-    num_tpu_cores: int = 1
-    """Unused: TPUStrategy finds the cores."""
-    tpu_job_name: str | None = None
-    """Unused."""
-    tpu_name: str | None = None
-    """TPU name."""
-    tpu_zone: str | None = None
-    """TPU zone."""
-    gcp_project: str | None = None
-    """GCP project."""
-
     # Paths.
     data_dir: str | None = None
     """Root: finetuning_data/<task>/, vocab.txt, models/."""
@@ -168,8 +122,6 @@ class FinetuningHParams:
     """Read GLUE/SQuAD from prepared tensorflow-datasets here instead of finetuning_data/."""
 
     # Not in the original.
-    seed: int = 0
-    """Seed of initialization, shuffling and dropout (trial i uses seed + i)."""
     export: bool = True
     """Export a servable SavedModel per task after training."""
 
@@ -178,18 +130,7 @@ class FinetuningHParams:
         return "_".join(self.task_names)
 
     def model_config(self) -> ConvBertConfig:
-        keys = ("model_size", "embedding_size", "vocab_size", "conv_kernel_size", "linear_groups", "head_ratio",
-                "conv_type", "conv_mask_padding", "conv_implementation")
-        values = {k: getattr(self, k) for k in keys}
-        values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
-        return ConvBertConfig.from_dict(values, source="--hparams")
-
-    def to_json_string(self) -> str:
-        values = dataclasses.asdict(self)
-        values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
-        values["task_names"] = list(self.task_names)
-        return json.dumps(values, indent=2, sort_keys=True) + "\n"
-
+        return self.resolve_model_config()
 
 def resolve_finetuning_hparams(hparams=None, data_dir: str | None = None, model_name: str | None = None,
                                **overrides) -> FinetuningHParams:
@@ -226,9 +167,7 @@ def resolve_finetuning_hparams(hparams=None, data_dir: str | None = None, model_
         resolved = FinetuningHParams(**values)
     except TypeError as e:
         raise ConfigError(f"--hparams: {e}") from None
-    for key in ("train_batch_size", "eval_batch_size", "predict_batch_size", "max_seq_length", "num_trials",
-                "iterations_per_loop"):
-        if not isinstance(getattr(resolved, key), int) or getattr(resolved, key) < 1:
-            raise ConfigError(f"--hparams: {key} must be a positive integer, got {getattr(resolved, key)!r}")
+    check_positive_ints(resolved, ("train_batch_size", "eval_batch_size", "predict_batch_size", "max_seq_length",
+                                   "num_trials", "iterations_per_loop"))
     resolved.model_config()
     return resolved

@@ -10,3 +10,6 @@ from convbert_tf.layers.span_conv import SpanDynamicConv
 from convbert_tf.layers.classification_head import ClassificationHead
 from convbert_tf.layers.qa_head import QuestionAnsweringHead
 from convbert_tf.layers.tagging_head import TaggingHead
+
+__all__ = ["ClassificationHead", "ConvBertBlock", "ConvBertEmbeddings", "GroupedDense", "MaskedLMHead", "MixedAttention",
+           "QuestionAnsweringHead", "ReplacedTokenDetectionHead", "SpanDynamicConv", "TaggingHead"]

@@ -8,11 +8,11 @@ model. Unknown keys are errors that name them.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from typing import Any, Mapping
+from typing import Mapping
 
 from convbert_tf.config import ConfigError, ConvBertConfig, generator_config
+from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
 
 # Per-size values of the original (reference §4.5).
 SIZE_HPARAMS = {
@@ -29,11 +29,9 @@ DEBUG_MODEL = dict(hidden_size=144, num_hidden_layers=3, num_attention_heads=4, 
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainingHParams:
+class PretrainingHParams(ModelHParams):
     """ELECTRA-style pretraining hparams; names and defaults are the original release's."""
 
-    model_name: str = "convbert"
-    """Name of the run; outputs go to <data_dir>/models/<model_name>."""
     debug: bool = False
     """Tiny model and run (hidden 144, 3 layers, batch 8, 20 steps)."""
     do_train: bool = True
@@ -73,32 +71,6 @@ class PretrainingHParams:
     keep_checkpoint_max: int = 5
     """Checkpoints kept (the Estimator default of the original)."""
 
-    # Model.
-    model_size: str = "medium-small"
-    """small, medium-small or base."""
-    model_hparam_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """BertConfig fields to override (applied as the original's get_bert_config does)."""
-    embedding_size: int | None = None
-    """E; the per-size value (128 or None = hidden) unless given."""
-    vocab_size: int = 30522
-    """Vocabulary size; must match the vocab file."""
-    do_lower_case: bool = True
-    """Lower-case raw text (used by the raw-text serving signature)."""
-    strip_accents: bool = True
-    """Strip accents when lower-casing (raw-text serving signature)."""
-    conv_kernel_size: int = 9
-    """Span convolution kernel size k."""
-    linear_groups: int = 2
-    """Groups of the grouped linear FFN (per-size value unless given)."""
-    head_ratio: int = 2
-    """gamma of the mixed attention."""
-    conv_type: str = "sdconv"
-    """sdconv or noconv."""
-    conv_mask_padding: bool = False
-    """Not in the original: keep [PAD] out of the convolution heads (see ConvBertConfig)."""
-    conv_implementation: str = "unfold"
-    """Not in the original: formulation of the span convolution (see ConvBertConfig)."""
-
     # Generator.
     uniform_generator: bool = False
     """Sample replacements uniformly (no generator network)."""
@@ -127,20 +99,6 @@ class PretrainingHParams:
     sample_with_replacement: bool = False
     """Reproduce the original's masking, which samples positions with replacement."""
 
-    # TPU (the original's names; run_pretraining.py's --tpu flags set the same values).
-    use_tpu: bool = False
-    """Run on a TPU (the --strategy=tpu flag)."""
-    tpu_job_name: str | None = None
-    """Unused, kept for compatibility."""
-    num_tpu_cores: int = 1
-    """Unused: TPUStrategy finds the cores."""
-    tpu_name: str | None = None
-    """TPU name or address."""
-    tpu_zone: str | None = None
-    """GCE zone of the TPU."""
-    gcp_project: str | None = None
-    """GCP project of the TPU."""
-
     # Paths (derived from --data_dir unless given).
     pretrain_tfrecords: str | None = None
     """Glob(s) of the training TFRecords; default <data_dir>/pretrain_tfrecords/pretrain_data.tfrecord*."""
@@ -157,9 +115,7 @@ class PretrainingHParams:
     results_pkl: str | None = None
     """Accepted for compatibility; results are written as text and JSON."""
 
-    # Reproducibility and logging.
-    seed: int = 0
-    """Seed of initialisation, data order, masking and sampling."""
+    # Logging.
     log_every_steps: int | None = None
     """Progress line interval; default iterations_per_loop."""
     export_at_end: bool = True
@@ -175,14 +131,7 @@ class PretrainingHParams:
 
     def model_config(self) -> ConvBertConfig:
         """The discriminator's ConvBertConfig, resolved as the original's get_bert_config."""
-        keys = ("model_size", "model_hparam_overrides", "embedding_size", "vocab_size",
-                "conv_kernel_size", "linear_groups", "head_ratio", "conv_type", "conv_mask_padding",
-                "conv_implementation")
-        values = {k: getattr(self, k) for k in keys}
-        values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
-        if self.debug:
-            values["model_hparam_overrides"] = {**DEBUG_MODEL, **values["model_hparam_overrides"]}
-        config = ConvBertConfig.from_dict(values, source="--hparams")
+        config = self.resolve_model_config(DEBUG_MODEL if self.debug else None)
         if self.max_seq_length > config.max_position_embeddings:
             raise ConfigError(f"--hparams: max_seq_length {self.max_seq_length} exceeds "
                               f"max_position_embeddings {config.max_position_embeddings}")
@@ -191,32 +140,6 @@ class PretrainingHParams:
     def generator_config(self) -> ConvBertConfig:
         return generator_config(self.model_config(), self.generator_hidden_size, self.generator_layers)
 
-    def to_json_string(self) -> str:
-        values = dataclasses.asdict(self)
-        values["model_hparam_overrides"] = dict(self.model_hparam_overrides)
-        return json.dumps(values, indent=2, sort_keys=True) + "\n"
-
-
-def read_hparams(hparams: str | Mapping | None) -> dict:
-    """--hparams as a dict: a JSON string, a path ending in .json, or a dict."""
-    if hparams is None or hparams == "":
-        return {}
-    if isinstance(hparams, Mapping):
-        return dict(hparams)
-    if hparams.endswith(".json"):
-        if not os.path.exists(hparams):
-            raise ConfigError(f"--hparams file {hparams} does not exist")
-        with open(hparams) as f:
-            text, source = f.read(), f"--hparams file {hparams}"
-    else:
-        text, source = hparams, "--hparams"
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{source} is not valid JSON ({e}); pass a JSON object or a .json path") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{source} must be a JSON object, got {type(values).__name__}")
-    return values
 
 
 def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None = None,
@@ -264,9 +187,7 @@ def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None =
         resolved = PretrainingHParams(**values)
     except TypeError as e:
         raise ConfigError(f"--hparams: {e}") from None
-    for key in ("num_train_steps", "train_batch_size", "eval_batch_size", "iterations_per_loop",
-                "save_checkpoints_steps", "max_seq_length"):
-        if not isinstance(getattr(resolved, key), int) or getattr(resolved, key) < 1:
-            raise ConfigError(f"--hparams: {key} must be a positive integer, got {getattr(resolved, key)!r}")
+    check_positive_ints(resolved, ("num_train_steps", "train_batch_size", "eval_batch_size", "iterations_per_loop",
+                                   "save_checkpoints_steps", "max_seq_length"))
     resolved.model_config()  # validates the model hparams now, with the key names
     return resolved
