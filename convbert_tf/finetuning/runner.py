@@ -1,0 +1,243 @@
+"""A fine-tuning run: data, trials, training, dev scoring, test outputs and exports."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from convbert_tf.checkpoints import (CheckpointError, load_encoder, load_original_checkpoint,
+                                     resolve_checkpoint_prefix)
+from convbert_tf.config import ConfigError
+from convbert_tf.data.tokenization import BertTokenizer, VocabError
+from convbert_tf.encoder import ConvBertEncoder
+from convbert_tf.finetuning import outputs as outputs_lib
+from convbert_tf.finetuning import qa as qa_lib
+from convbert_tf.finetuning.export import export_task
+from convbert_tf.finetuning.hparams import FinetuningHParams
+from convbert_tf.finetuning.loop import Trainer
+from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
+from convbert_tf.finetuning.tasks import DataError, DataStats, get_task, stack_model_inputs
+from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay, layerwise_lr_multipliers
+
+RANDOM_INIT = "random"
+
+
+def check_init_checkpoint(path: str | None) -> str | None:
+    """The checkpoint prefix to start from; never a silent random start (reference §9.14)."""
+    if path == RANDOM_INIT:
+        return None
+    if not path:
+        raise ConfigError("no init_checkpoint: pass --data_dir/--model_name of a pretrained model, set "
+                          "\"init_checkpoint\" in --hparams, or \"init_checkpoint\": \"random\" to start "
+                          "from random weights on purpose")
+    try:
+        return resolve_checkpoint_prefix(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"init_checkpoint: {e}") from None
+
+
+def load_pretrained_encoder(prefix: str | None, config) -> ConvBertEncoder:
+    """This project's checkpoint, an original-release one, or random weights when prefix is None."""
+    if prefix is None:
+        return ConvBertEncoder(config)
+    names = dict(tf.train.list_variables(prefix))
+    if any(n.startswith("electra/") for n in names):
+        return load_original_checkpoint(prefix, config)
+    return load_encoder(prefix, config)
+
+
+class FinetuningRun:
+    """Reads and featurizes every task once, then runs the trials."""
+
+    def __init__(self, hp: FinetuningHParams, strategy: tf.distribute.Strategy, jit_compile=False, out=sys.stdout):
+        self.hp, self.strategy, self.jit_compile, self.out = hp, strategy, jit_compile, out
+        self.config = hp.model_config()
+        if not hp.vocab_file or not os.path.exists(hp.vocab_file):
+            raise ConfigError(f"vocab file {hp.vocab_file} does not exist; set \"vocab_file\" in --hparams")
+        try:
+            self.tokenizer = BertTokenizer.from_vocab_file(hp.vocab_file, hp.do_lower_case, hp.strip_accents)
+        except VocabError as e:
+            raise ConfigError(str(e)) from None
+        if self.tokenizer.vocab_size > self.config.vocab_size:
+            raise ConfigError(f"vocab file {hp.vocab_file} has {self.tokenizer.vocab_size} tokens but vocab_size "
+                              f"is {self.config.vocab_size}; set \"vocab_size\" in --hparams")
+        try:
+            self.tasks = [get_task(name) for name in hp.task_names]
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.init_prefix = check_init_checkpoint(hp.init_checkpoint)
+        if self.init_prefix is None:
+            self.log("init_checkpoint is \"random\": fine-tuning from random weights, as asked")
+        self.specs = [HeadSpec(t.name, t.kind, len(t.label_list) if t.label_list else 1) for t in self.tasks]
+        self.run_dir = os.path.join(hp.model_dir, "finetuning_models")
+        self.results_dir = os.path.join(hp.model_dir, "results")
+
+    def log(self, message):
+        print(message, file=self.out, flush=True)
+
+    # ----- data ------------------------------------------------------------------------------
+    def read(self, task, split):
+        stats = DataStats()
+        examples = task.read_examples(self.hp.data_dir, split, tfds_data_dir=self.hp.tfds_data_dir,
+                                      double_unordered=self.hp.double_unordered and split == "train", stats=stats)
+        if self.hp.debug:
+            examples = examples[:100]
+        is_training = split == "train"
+        try:
+            features = task.featurize(examples, self.tokenizer, self.hp.max_seq_length, is_training, stats=stats,
+                                      **self.qa_options(task))
+        except DataError:
+            raise
+        except ValueError as e:  # sizes that cannot work, e.g. no room for a QA document
+            raise ConfigError(f"{task.name}: {e}") from None
+        note = f", {stats.truncated} truncated to max_seq_length {self.hp.max_seq_length}" if stats.truncated else ""
+        self.log(f"{task.name} {split}: {len(examples)} examples, {len(features)} features{note}")
+        return examples, features
+
+    def qa_options(self, task):
+        if task.kind != "qa":
+            return {}
+        return {"max_query_length": self.hp.max_query_length, "doc_stride": self.hp.doc_stride}
+
+    def training_arrays(self):
+        parts = []
+        for task_id, task in enumerate(self.tasks):
+            _, features = self.read(task, "train")
+            parts.append(stack_model_inputs(features, task_id))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    # ----- one trial -------------------------------------------------------------------------
+    def build(self, num_steps):
+        hp = self.hp
+        with self.strategy.scope():
+            encoder = load_pretrained_encoder(self.init_prefix, self.config)
+            model = FinetuningModel(encoder, self.specs, beam_size=hp.beam_size, joint_prediction=hp.joint_prediction,
+                                    answerable_classifier=hp.answerable_classifier,
+                                    answerable_uses_start_logits=hp.answerable_uses_start_logits,
+                                    answerable_weight=hp.answerable_weight)
+            variables = model.trainable_variables
+            multipliers = layerwise_lr_multipliers(
+                [v.path for v in variables], self.config.num_hidden_layers, hp.layerwise_lr_decay,
+                reproduce_original_off_by_one=hp.layerwise_lr_original_off_by_one)
+            schedule = WarmupPolynomialDecay(hp.learning_rate, max(num_steps, 1),
+                                             warmup_proportion=hp.warmup_proportion)
+            optimizer = AdamWeightDecay(schedule, weight_decay_rate=hp.weight_decay_rate, lr_multipliers=multipliers)
+            optimizer.build(variables)
+        return model, optimizer
+
+    def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
+        hp = self.hp
+        trial_dir = os.path.join(self.run_dir, f"{hp.task_label}_model_{trial}")
+        keras.utils.set_random_seed(hp.seed + trial - 1)
+        model, optimizer = self.build(num_steps)
+        trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
+                                             step_counter=optimizer.iterations)
+        start = 0
+        if manager.latest_checkpoint:
+            checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched()
+            start = int(optimizer.iterations.numpy())
+            self.log(f"trial {trial}: resuming from {manager.latest_checkpoint} at step {start}")
+        if hp.do_train and start < num_steps:
+            self.log(f"trial {trial}: fine-tuning {hp.task_label} for {num_steps} steps "
+                     f"(batch {hp.train_batch_size}, lr {hp.learning_rate})")
+
+            def save(step, loss):
+                if step % hp.save_checkpoints_steps == 0 or step >= num_steps:
+                    manager.save(checkpoint_number=step)
+
+            trainer.train(train_arrays, num_steps, start, min(hp.iterations_per_loop, num_steps), hp.seed + trial,
+                          on_loop_end=save, out=self.out)
+        results = {}
+        if hp.do_eval:
+            for task in self.tasks:
+                results.update(self.evaluate(task, trainer, trial_dir))
+        if hp.write_test_outputs and trial <= hp.n_writes_test:
+            for task in self.tasks:
+                self.write_test_outputs(task, trainer, trial_dir)
+        if hp.export:
+            for spec, task in zip(self.specs, self.tasks):
+                path = export_task(model, spec, os.path.join(trial_dir, "saved_model", task.name),
+                                   vocab_file=hp.vocab_file, label_list=task.label_list,
+                                   do_lower_case=hp.do_lower_case, strip_accents=hp.strip_accents,
+                                   max_seq_length=hp.max_seq_length, max_query_length=hp.max_query_length,
+                                   max_answer_length=hp.max_answer_length, qa_na_threshold=hp.qa_na_threshold,
+                                   overwrite=True)
+                self.log(f"exported {path}")
+        return results
+
+    def predict(self, task, trainer, split):
+        examples, features = self.read(task, split)
+        task_id = self.tasks.index(task)
+        arrays = stack_model_inputs(features, task_id)
+        raw = trainer.predict(arrays, self.hp.eval_batch_size)[task.name]
+        options = {}
+        if task.kind == "qa":
+            options = dict(n_best_size=self.hp.n_best_size, max_answer_length=self.hp.max_answer_length,
+                           na_threshold=self.hp.qa_na_threshold)
+        return examples, task.postprocess(examples, features, raw, **options)
+
+    def evaluate(self, task, trainer, trial_dir) -> dict:
+        results = {}
+        for split in [s for s in task.splits() if s.startswith("dev")]:
+            examples, predictions = self.predict(task, trainer, split)
+            metrics = task.score(examples, predictions)
+            name = task.name if split == "dev" else f"{task.name}_{split[len('dev_'):]}"
+            results[name] = metrics
+            self.log(f"{name} dev: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+            predictions_dir = os.path.join(trial_dir, "dev_predictions")
+            if task.kind == "qa":
+                qa_lib.write_qa_outputs(os.path.join(predictions_dir, f"{task.name}_{split}"), predictions)
+            else:
+                outputs_lib.write_dev_predictions(os.path.join(predictions_dir, f"{task.name}_{split}.json"),
+                                                  task, split, examples, predictions)
+        return results
+
+    def write_test_outputs(self, task, trainer, trial_dir):
+        test_dir = os.path.join(trial_dir, "test_predictions")
+        for split in task.test_splits():
+            try:
+                examples, predictions = self.predict(task, trainer, split)
+            except DataError as e:
+                self.log(f"{task.name} {split}: no test outputs ({e})")
+                continue
+            if task.kind == "qa":
+                qa_lib.write_qa_outputs(os.path.join(test_dir, f"{task.name}_{split}"), predictions)
+            elif task.kind == "tagging":
+                outputs_lib.write_dev_predictions(os.path.join(test_dir, f"{task.name}_{split}.json"), task, split,
+                                                  examples, predictions)
+            else:
+                path = outputs_lib.write_glue_submission(test_dir, task, split, examples, predictions)
+                self.log(f"wrote {path}")
+
+    def run(self) -> dict:
+        hp = self.hp
+        train_arrays, num_steps = None, 0
+        if hp.do_train:
+            train_arrays = self.training_arrays()
+            count = len(train_arrays["input_ids"])
+            if count < hp.train_batch_size:
+                raise DataError(f"{count} training features, fewer than train_batch_size {hp.train_batch_size}")
+            num_steps = int(count // hp.train_batch_size * hp.num_train_epochs)
+            if hp.debug:
+                num_steps = min(num_steps, 20)
+        trials = []
+        for trial in range(1, hp.num_trials + 1):
+            trials.append(self.run_trial(trial, train_arrays, num_steps))
+            if trials[-1]:
+                paths = outputs_lib.write_results(self.results_dir, trials, name=f"{hp.task_label}_results")
+                self.log(f"results: {paths['txt']}")
+        summary = outputs_lib.summarize_trials(trials)
+        if summary:
+            self.log(outputs_lib.format_results_table(summary))
+        return summary
+
+
+def run_finetuning(hp: FinetuningHParams, strategy, jit_compile=False, out=sys.stdout) -> dict:
+    """Fine-tunes hp.task_names for hp.num_trials trials; returns {task: {trials, median}}."""
+    return FinetuningRun(hp, strategy, jit_compile, out).run()

@@ -1,0 +1,62 @@
+"""Fine-tunes a pretrained ConvBERT on GLUE, SQuAD, MRQA or CoNLL-2000 chunking.
+
+  python run_finetuning.py --data_dir=data --model_name=convbert_small \
+      --hparams='{"model_size": "small", "task_names": ["cola"]}'
+
+Reads <data_dir>/finetuning_data/<task>/ in the original layouts (or prepared
+tensorflow-datasets with "tfds_data_dir"), starts from the pretrained checkpoint in
+<data_dir>/models/<model_name> (ours or an original-release one; "init_checkpoint" overrides),
+and writes to <data_dir>/models/<model_name>/: finetuning_models/<tasks>_model_<trial>/
+(checkpoint, dev_predictions/, test_predictions/, saved_model/<task>/) and
+results/<tasks>_results.{txt,json} with every trial and the median. Every hparam of the
+original configure_finetuning.py is accepted in --hparams with the original names.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data_dir", None, "Directory with finetuning_data/, vocab.txt and models/.")
+flags.DEFINE_string("model_name", None, "The pretrained model's name (<data_dir>/models/<model_name>).")
+flags.DEFINE_string("hparams", "{}", "JSON object or path to a .json file of fine-tuning hparams.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                  "Distribution: auto picks the TPU (with --tpu), all local GPUs, or the CPU.")
+flags.DEFINE_string("tpu", None, "TPU name, 'local', or grpc:// address.")
+flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
+flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
+flags.DEFINE_enum("mixed_precision", "auto", ["auto", "off", "bfloat16", "float16"],
+                  "auto: bfloat16 on TPU, float16 on GPU, off on CPU.")
+flags.DEFINE_bool("jit_compile", False, "Compile each train step with XLA.")
+flags.mark_flags_as_required(["data_dir", "model_name"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    from convbert_tf.checkpoints import CheckpointError
+    from convbert_tf.config import ConfigError
+    from convbert_tf.distribute import get_strategy, set_mixed_precision
+    from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
+    from convbert_tf.finetuning.runner import run_finetuning
+    from convbert_tf.finetuning.tasks import DataError
+
+    try:
+        hp = resolve_finetuning_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
+                                        tpu_name=FLAGS.tpu, tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
+        strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project)
+        policy = set_mixed_precision(FLAGS.mixed_precision, strategy)
+        if policy == "mixed_float16":
+            raise ConfigError("--mixed_precision=float16 is not supported for fine-tuning yet; use bfloat16 or off")
+        run_finetuning(hp, strategy, jit_compile=FLAGS.jit_compile)
+    except (ConfigError, CheckpointError, DataError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except FloatingPointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)
