@@ -73,6 +73,13 @@ print(json.dumps({{"labels": [l.decode() for l in out["label"].numpy()],
     assert served["labels"] == [str(row["prediction"]) for row in dev["predictions"][:16]]
     assert served["same"]  # the raw-text and the id signatures agree
     np.testing.assert_allclose(np.sum(served["p"], axis=1), 1.0, atol=1e-5)
+    # The documented signatures, as saved_model_cli shows them.
+    shown = subprocess.run(["saved_model_cli", "show", "--dir", export_dir, "--all"], capture_output=True,
+                           text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for word in ("signature_def['serving_default']", "inputs['sentence']", "outputs['label']",
+                 "outputs['probabilities']", "signature_def['serve_ids']", "inputs['input_ids']"):
+        assert word in shown.stdout, word
 
 
 def test_missing_init_checkpoint_is_an_error_never_a_random_start(tmp_path):
@@ -117,3 +124,20 @@ def test_multi_task_sst_and_chunk_share_one_encoder(tmp_path):
     assert set(summary) == {"sst", "chunk"}
     assert summary["chunk"]["median"]["f1"] > 80.0, summary
     assert summary["sst"]["median"]["accuracy"] > 80.0, summary
+
+
+def test_trials_report_the_median_and_keep_only_the_last_weights(tmp_path):
+    write_pretrained(str(tmp_path))
+    write_sst(str(tmp_path), n_train=64, n_dev=32)
+    import io
+    summary = run_finetuning(hparams(tmp_path, task_names=["sst"], num_trials=3, num_train_epochs=1.0,
+                                     write_test_outputs=False, export=False), CPU, out=io.StringIO())
+    accuracies = [t["accuracy"] for t in summary["sst"]["trials"]]
+    assert len(accuracies) == 3 and summary["sst"]["median"]["accuracy"] == sorted(accuracies)[1]
+    runs = tmp_path / "models" / "tiny" / "finetuning_models"
+    assert not [f for f in os.listdir(runs / "sst_model_1") if f.startswith("ckpt-")]
+    assert (runs / "sst_model_1" / "dev_predictions" / "sst_dev.json").exists()
+    assert tf.train.latest_checkpoint(str(runs / "sst_model_3"))
+    assert os.listdir(runs / "sst_model_3" / "train")  # TensorBoard events of the fine-tuning loss
+    table = open(tmp_path / "models" / "tiny" / "results" / "sst_results.txt").read()
+    assert "trial 3" in table and "median" in table

@@ -147,12 +147,18 @@ class FinetuningRun:
             self.log(f"trial {trial}: fine-tuning {hp.task_label} for {num_steps} steps "
                      f"(batch {hp.train_batch_size}, lr {hp.learning_rate})")
 
-            def save(step, loss):
+            writer = tf.summary.create_file_writer(os.path.join(trial_dir, "train"))
+
+            def on_loop_end(step, loss):
                 if step % hp.save_checkpoints_steps == 0 or step >= num_steps:
                     manager.save(checkpoint_number=step)
+                with writer.as_default(step=step):
+                    tf.summary.scalar("loss", loss)
+                    tf.summary.scalar("learning_rate", float(optimizer.learning_rate))
+                writer.flush()
 
             trainer.train(train_arrays, num_steps, start, min(hp.iterations_per_loop, num_steps), hp.seed + trial,
-                          on_loop_end=save, out=self.out)
+                          on_loop_end=on_loop_end, out=self.out)
         results = {}
         if hp.do_eval:
             for task in self.tasks:
@@ -215,6 +221,13 @@ class FinetuningRun:
                 path = outputs_lib.write_glue_submission(test_dir, task, split, examples, predictions)
                 self.log(f"wrote {path}")
 
+    def remove_checkpoints(self, trial):
+        """keep_all_models=False: a finished trial keeps its predictions and exports, not its weights."""
+        trial_dir = os.path.join(self.run_dir, f"{self.hp.task_label}_model_{trial}")
+        for name in os.listdir(trial_dir):
+            if name.startswith("ckpt-") or name == "checkpoint":
+                os.remove(os.path.join(trial_dir, name))
+
     def run(self) -> dict:
         hp = self.hp
         train_arrays, num_steps = None, 0
@@ -229,6 +242,8 @@ class FinetuningRun:
         trials = []
         for trial in range(1, hp.num_trials + 1):
             trials.append(self.run_trial(trial, train_arrays, num_steps))
+            if not hp.keep_all_models and trial < hp.num_trials:
+                self.remove_checkpoints(trial)
             if trials[-1]:
                 paths = outputs_lib.write_results(self.results_dir, trials, name=f"{hp.task_label}_results")
                 self.log(f"results: {paths['txt']}")
