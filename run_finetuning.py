@@ -26,7 +26,7 @@ flags.DEFINE_string("tpu", None, "TPU name, 'local', or grpc:// address.")
 flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
 flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
 flags.DEFINE_enum("mixed_precision", "auto", ["auto", "off", "bfloat16", "float16"],
-                  "auto: bfloat16 on TPU, float16 on GPU, off on CPU.")
+                  "auto: bfloat16 on TPU, float16 with loss scaling on GPU, off on CPU.")
 flags.DEFINE_bool("jit_compile", False, "Compile each train step with XLA.")
 flags.mark_flags_as_required(["data_dir", "model_name"])
 
@@ -46,9 +46,7 @@ def main(argv):
         hp = resolve_finetuning_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
                                         tpu_name=FLAGS.tpu, tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
         strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project)
-        policy = set_mixed_precision(FLAGS.mixed_precision, strategy)
-        if policy == "mixed_float16":
-            raise ConfigError("--mixed_precision=float16 is not supported for fine-tuning yet; use bfloat16 or off")
+        set_mixed_precision(FLAGS.mixed_precision, strategy)
         run_finetuning(hp, strategy, jit_compile=FLAGS.jit_compile)
     except (ConfigError, CheckpointError, DataError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -4,6 +4,8 @@ import json
 import os
 import random
 
+import keras
+
 import convbert_tf
 
 POSITIVE = "good great fine nice happy superb".split()
@@ -17,8 +19,9 @@ HPARAMS = {"model_size": "small", "vocab_size": len(VOCAB), "embedding_size": 16
            "eval_batch_size": 16, "learning_rate": 3e-3, "iterations_per_loop": 16}
 
 
-def write_pretrained(data_dir, model_name="tiny"):
-    """<data_dir>/vocab.txt and a randomly initialized 'pretrained' encoder checkpoint."""
+def write_pretrained(data_dir, model_name="tiny", seed=0):
+    """<data_dir>/vocab.txt and a randomly initialized (seeded) 'pretrained' encoder checkpoint."""
+    keras.utils.set_random_seed(seed)
     os.makedirs(data_dir, exist_ok=True)
     with open(os.path.join(data_dir, "vocab.txt"), "w") as f:
         f.write("\n".join(VOCAB) + "\n")

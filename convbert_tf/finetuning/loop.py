@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from convbert_tf.finetuning.model import LABEL_FEATURES, FinetuningModel
+from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay
 
 MODEL_INPUTS = ("input_ids", "input_mask", "segment_ids")
@@ -41,8 +42,9 @@ class Trainer:
     """Compiled train and predict steps for a FinetuningModel under a tf.distribute strategy."""
 
     def __init__(self, model: FinetuningModel, optimizer: AdamWeightDecay, strategy: tf.distribute.Strategy,
-                 global_batch_size: int, jit_compile: bool = False):
+                 global_batch_size: int, jit_compile: bool = False, loss_scale: DynamicLossScale | None = None):
         self.model = model
+        self.loss_scale = loss_scale or DynamicLossScale(enabled=False)
         self.optimizer = optimizer
         self.strategy = strategy
         self.global_batch_size = global_batch_size
@@ -55,8 +57,9 @@ class Trainer:
             losses = self.model.per_example_losses(features, outputs)  # [B]
             # The mean over the global batch: replicas' losses add up to one device's.
             loss = tf.reduce_sum(losses) / self.global_batch_size
-        grads = tape.gradient(loss, self.variables)
-        self.optimizer.apply(grads, self.variables)
+            scaled_loss = self.loss_scale.scale(loss)
+        grads = self.loss_scale.unscale(tape.gradient(scaled_loss, self.variables))
+        self.loss_scale.apply(self.optimizer, grads, self.variables)
         return loss
 
     def make_train_loop(self):

@@ -21,6 +21,7 @@ from convbert_tf.finetuning.hparams import FinetuningHParams
 from convbert_tf.finetuning.loop import Trainer
 from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
 from convbert_tf.finetuning.tasks import DataError, DataStats, get_task, stack_model_inputs
+from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay, layerwise_lr_multipliers
 
 RANDOM_INIT = "random"
@@ -127,15 +128,16 @@ class FinetuningRun:
                                              warmup_proportion=hp.warmup_proportion)
             optimizer = AdamWeightDecay(schedule, weight_decay_rate=hp.weight_decay_rate, lr_multipliers=multipliers)
             optimizer.build(variables)
-        return model, optimizer
+            loss_scale = DynamicLossScale(keras.mixed_precision.global_policy().compute_dtype == "float16")
+        return model, optimizer, loss_scale
 
     def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
         hp = self.hp
         trial_dir = os.path.join(self.run_dir, f"{hp.task_label}_model_{trial}")
         keras.utils.set_random_seed(hp.seed + trial - 1)
-        model, optimizer = self.build(num_steps)
-        trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        model, optimizer, loss_scale = self.build(num_steps)
+        trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile, loss_scale)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, loss_scale=loss_scale)
         manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
                                              step_counter=optimizer.iterations)
         start = 0

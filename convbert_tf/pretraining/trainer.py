@@ -23,6 +23,7 @@ from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.data import tokenization
 from convbert_tf.distribute import is_chief
 from convbert_tf.export import export_encoder
+from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay
 from convbert_tf.pretraining import input_pipeline
 from convbert_tf.pretraining.hparams import PretrainingHParams
@@ -31,9 +32,6 @@ from convbert_tf.pretraining.model import ElectraPretrainer, step_metric_sums
 
 HPARAMS_FILENAME = "hparams.json"
 SPECIAL_TOKENS = tokenization.SPECIAL_TOKENS
-# Dynamic loss scaling for float16 (GPU): start, growth interval, factor.
-INITIAL_LOSS_SCALE = 2.0 ** 15
-LOSS_SCALE_GROWTH_STEPS = 2000
 
 
 def read_special_ids(vocab_file: str, vocab_size: int) -> dict:
@@ -122,10 +120,7 @@ class Pretraining:
             self.optimizer = AdamWeightDecay(self.schedule, weight_decay_rate=hp.weight_decay_rate)
             self.variables = self.model.trainable_variables
             self.optimizer.build(self.variables)
-            self.loss_scale = tf.Variable(INITIAL_LOSS_SCALE if self.float16 else 1.0, trainable=False,
-                                          dtype=tf.float32, name="loss_scale")
-            self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="good_steps")
-            self.skipped_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="skipped_steps")
+            self.loss_scale = DynamicLossScale(self.float16)
             self.metric_sums = {}
         # Dropout's random states are not tf.train.Checkpoint dependencies of Keras 3 layers; save
         # them explicitly so that a resumed run continues the same random stream.
@@ -133,7 +128,7 @@ class Pretraining:
         self.checkpoint = tf.train.Checkpoint(
             encoder=self.model.discriminator, rng_states=self.rng_states, generator=self.model.generator,
             generator_head=self.model.generator_head, optimizer=self.optimizer,
-            loss_scale=self.loss_scale, good_steps=self.good_steps, skipped_steps=self.skipped_steps,
+            loss_scale=self.loss_scale,
             **({"discriminator_head": self.model.discriminator_head} if self.model.discriminator_head else {}))
 
     # ----- checkpoints -------------------------------------------------------------------------
@@ -190,43 +185,15 @@ class Pretraining:
         with tf.GradientTape() as tape:
             outputs = self.model(features, training=True)
             loss = self.model.total_loss(outputs, mlm_weight_sum, disc_weight_sum)
-            scaled_loss = loss * self.loss_scale
-        grads = tape.gradient(scaled_loss, self.variables)
-        grads = [g / self.loss_scale for g in grads]
+            scaled_loss = self.loss_scale.scale(loss)
+        grads = self.loss_scale.unscale(tape.gradient(scaled_loss, self.variables))
         sums = step_metric_sums(outputs, features["input_mask"])
         sums["total_loss"] = (loss, tf.constant(1.0))
         if "disc_logits" in outputs:
             auc = metrics_lib.batch_auc(outputs["disc_labels"], outputs["disc_logits"], features["input_mask"])
             sums["disc_auc"] = (auc, tf.constant(1.0))
-        if self.float16:
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-            bad = tf.distribute.get_replica_context().all_reduce("sum", tf.cast(tf.logical_not(finite), tf.float32))
-            tf.cond(bad > 0, lambda: self._skip_step(), lambda: self._apply(grads))
-        else:
-            self._apply(grads)
+        self.loss_scale.apply(self.optimizer, grads, self.variables)
         return sums
-
-    def _apply(self, grads):
-        self.optimizer.apply(grads, self.variables)
-        if self.float16:
-            self._grow_loss_scale()
-        return tf.constant(True)
-
-    def _grow_loss_scale(self):
-        def grow():
-            self.good_steps.assign(0)
-            self.loss_scale.assign(self.loss_scale * 2.0)
-        self.good_steps.assign_add(1)
-        tf.cond(self.good_steps >= LOSS_SCALE_GROWTH_STEPS, grow, lambda: None)
-
-    def _skip_step(self):
-        def halve():
-            self.loss_scale.assign(tf.maximum(self.loss_scale / 2.0, 1.0))
-            self.good_steps.assign(0)
-            self.skipped_steps.assign_add(1)
-            self.optimizer.iterations.assign_add(1)
-        tf.distribute.get_replica_context().merge_call(lambda _: halve())
-        return tf.constant(False)
 
     def make_train_loop(self):
         """A tf.function running `steps` train steps; returns the mean metrics of those steps."""
@@ -370,7 +337,7 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
                     + (f" | disc {last['disc_loss']:.4f}" if "disc_loss" in last else "")
                     + f" | {tokens_per_sec:,.0f} tok/s | ETA {_format_eta(eta)}")
             if run.float16:
-                line += f" | skipped {int(run.skipped_steps.numpy())}"
+                line += f" | skipped {int(run.loss_scale.skipped_steps.numpy())}"
             run.log(line)
             if writer is not None:
                 with writer.as_default(step=step):
