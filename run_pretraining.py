@@ -5,7 +5,9 @@
 
 Reads <data_dir>/pretrain_tfrecords/pretrain_data.tfrecord* and <data_dir>/vocab.txt (from
 build_pretraining_dataset.py), writes checkpoints, config.json, hparams.json and TensorBoard
-events to <data_dir>/models/<model_name>/, resuming from the latest checkpoint there. Every
+events to <data_dir>/models/<model_name>/, resuming from the latest checkpoint there. On
+SIGTERM (preemption) it saves a checkpoint and exits with code 75; rerun to resume. Exit code
+1 is a setup or data error (the message says what), 2 a non-finite loss. Every
 hparam of the original configure_pretraining.py is accepted in --hparams (a JSON string or a
 .json path) with the original names and defaults.
 """
@@ -41,6 +43,7 @@ def main(argv):
     from convbert_tf.distribute import get_strategy, set_mixed_precision
     from convbert_tf.pretraining import trainer
     from convbert_tf.pretraining.hparams import resolve_hparams
+    from convbert_tf.run_guard import PREEMPTED_EXIT_CODE
 
     try:
         hp = resolve_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
@@ -50,8 +53,8 @@ def main(argv):
         set_mixed_precision(FLAGS.mixed_precision, strategy)
         if hp.do_eval:
             trainer.evaluate(hp, strategy)
-        else:
-            trainer.train(hp, strategy, jit_compile=FLAGS.jit_compile)
+        elif trainer.train(hp, strategy, jit_compile=FLAGS.jit_compile).get("preempted"):
+            sys.exit(PREEMPTED_EXIT_CODE)
     except (ConfigError, CheckpointError, ValueError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -6,6 +6,7 @@ is written out: `tf.function` + `strategy.run` + `GradientTape`, several steps p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ from convbert_tf.pretraining import input_pipeline
 from convbert_tf.pretraining.hparams import PretrainingHParams
 from convbert_tf.pretraining.masking import mask_tokens
 from convbert_tf.pretraining.model import ElectraPretrainer, step_metric_sums
+from convbert_tf.run_guard import PreemptionWatcher, model_dir_lock
 
 HPARAMS_FILENAME = "hparams.json"
 SPECIAL_TOKENS = tokenization.SPECIAL_TOKENS
@@ -284,10 +286,18 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
     """Pretrains to hp.num_train_steps, resuming from model_dir; returns the last logged metrics.
 
     `stop_at_step` ends this invocation early (after a checkpoint at that step) without
-    changing the schedule, as an interrupted run would; a later call resumes.
+    changing the schedule, as an interrupted run would; a later call resumes. SIGTERM does the
+    same at the end of the current loop; the result then has `preempted: True`.
+    A second run on the same model_dir is refused while this one holds its lock.
     """
     config = hp.model_config()
     check_model_dir(hp, config)
+    lock = model_dir_lock(hp.model_dir) if is_chief(strategy) else contextlib.nullcontext()
+    with lock, PreemptionWatcher() as preemption:
+        return _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption)
+
+
+def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> dict:
     train_files, _ = split_files(hp)
     for f in train_files[:1]:
         try:
@@ -326,7 +336,8 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
             raise FloatingPointError(
                 f"loss is {last['total_loss']} at step {step}; stopping without saving. The last good "
                 f"checkpoint is {manager.latest_checkpoint}")
-        if step % hp.save_checkpoints_steps == 0 or step >= end:
+        stopping = preemption.requested and step < end
+        if step % hp.save_checkpoints_steps == 0 or step >= end or stopping:
             manager.save(checkpoint_number=step)
         if step - last_logged >= log_every or step >= end:
             elapsed = time.perf_counter() - window_start
@@ -347,6 +358,10 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
                     tf.summary.scalar("tokens_per_sec", tokens_per_sec)
                 writer.flush()
             last_logged, window_start, window_steps = step, time.perf_counter(), 0
+        if stopping:
+            run.log(f"SIGTERM: stopped at step {step} with checkpoint {manager.latest_checkpoint}; "
+                    "rerun the same command to resume")
+            return dict(last, step=step, checkpoint=manager.latest_checkpoint, preempted=True)
     run.log(f"done: {step} steps in {time.perf_counter() - begun:.0f}s; checkpoint {manager.latest_checkpoint}")
     if hp.export_at_end and step >= hp.num_train_steps and run.chief:
         export_run(run, step)
