@@ -143,7 +143,7 @@ class Pretraining:
     def restore_or_initialize(self, manager) -> int:
         """Resumes from the latest checkpoint in model_dir, else applies init_checkpoint."""
         if manager.latest_checkpoint:
-            self.checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched()
+            self.checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
             step = int(self.optimizer.iterations.numpy())
             self.log(f"resuming from {manager.latest_checkpoint} at step {step}")
             return step
@@ -311,7 +311,9 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
         config.to_json_file(os.path.join(hp.model_dir, CONFIG_FILENAME))
         _write_json_atomically(os.path.join(hp.model_dir, HPARAMS_FILENAME), hp.to_json_string())
     if start >= hp.num_train_steps:
-        run.log(f"already trained to step {start} of {hp.num_train_steps}; nothing to do")
+        run.log(f"already trained to step {start} of {hp.num_train_steps}; nothing to train")
+        if hp.export_at_end and run.chief and not os.path.exists(os.path.join(hp.model_dir, "saved_model")):
+            export_run(run, start)  # the run ended before its export (killed, disk full): finish it
         return {}
     iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, skip_steps=start))
     train_loop = run.make_train_loop()
