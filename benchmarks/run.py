@@ -1,0 +1,68 @@
+r"""One command for every figure of benchmarks/README.md: ConvBERT against a same-size BERT.
+
+  python -m benchmarks.run                      # small and medium-small, float32, 2 CPU threads
+  python -m benchmarks.run --base               # ... and base
+  python -m benchmarks.run --jit_compile        # ... and the train steps compiled with XLA
+  python -m benchmarks.run --device=/GPU:0 --dtype=bfloat16 --jit_compile   # on a GPU
+  python -m benchmarks.run --quick              # a tiny smoke run (seconds), not a measurement
+
+Prints the machine, its measured matmul peak, a layer-level table (mixed attention against
+self-attention at T = 128 and 512), per size the train-step (encoder + MLM head, full ELECTRA
+step), inference and memory figures with ConvBERT/BERT ratios, the SavedModel latency, the
+input pipeline's rate, a mixed-precision check, and which goals are met.
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    from convbert_tf.config import CONV_IMPLEMENTATIONS, MODEL_SIZES, ConvBertConfig
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="small,medium-small",
+                        help="comma-separated presets among small, medium-small, base")
+    parser.add_argument("--base", action="store_true", help="add the base size")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per figure (medians)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                        help="compute dtype (bfloat16/float16 = Keras mixed precision)")
+    parser.add_argument("--jit_compile", action="store_true",
+                        help="also time every train step compiled with XLA, interleaved with the uncompiled one")
+    parser.add_argument("--device", default="/CPU:0", help="TF device, e.g. /CPU:0 or /GPU:0")
+    parser.add_argument("--threads", type=int, default=2, help="TF intra-op threads (CPU)")
+    parser.add_argument("--conv_implementation", default=ConvBertConfig().conv_implementation,
+                        choices=CONV_IMPLEMENTATIONS,
+                        help="span convolution of the ConvBERT figures (the layer table shows them all); "
+                             "the MLM step is also timed with the 'unfold' reference")
+    parser.add_argument("--precision_steps", type=int, default=40, help="steps of the mixed-precision loss curve")
+    parser.add_argument("--quick", action="store_true", help="tiny model and shapes, one repeat: a smoke run")
+    args = parser.parse_args(argv)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    if args.base and "base" not in sizes:
+        sizes.append("base")
+    unknown = [s for s in sizes if s not in MODEL_SIZES]
+    if unknown:
+        parser.error(f"--sizes: unknown size(s) {unknown}; use {list(MODEL_SIZES)}")
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    return args, tuple(sizes)
+
+
+def main(argv=None):
+    args, sizes = parse_args(argv)
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from benchmarks import suite
+    options = suite.Options(sizes=sizes, repeats=1 if args.quick else args.repeats, dtype=args.dtype,
+                            jit_compile=args.jit_compile, device=args.device, threads=args.threads,
+                            conv_implementation=args.conv_implementation, quick=args.quick,
+                            precision_steps=args.precision_steps)
+    suite.run_all(options, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,667 @@
+"""The benchmark's measurements: ConvBERT against a same-size BERT built from the same code.
+
+Legend: B batch, T length, D hidden, V vocab size, P masked positions per sequence.
+
+Every comparison interleaves its variants (A, B, A, B, ...) in one process and reports
+medians of the repeats, so that a neighbour's load on shared cores hits every variant alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from benchmarks import flops
+from convbert_tf import ConvBertEncoder
+from convbert_tf.config import ConvBertConfig
+from convbert_tf.layers.mixed_attention import MixedAttention
+from convbert_tf.layers.span_conv import IMPLEMENTATIONS
+from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining.hparams import resolve_hparams
+
+# Shapes of the issue: train steps at 16 x 128, inference at 1 x 128 and 32 x 128, the
+# attention layer at hidden 768, batch 16, lengths 128 and 512.
+TRAIN_BATCH, SEQ_LENGTH = 16, 128
+LATENCY_BATCH, THROUGHPUT_BATCH = 1, 32
+LAYER_HIDDEN, LAYER_HEADS, LAYER_BATCH, LAYER_LENGTHS = 768, 12, 16, (128, 512)
+STEPS_PER_CALL = 2  # train steps per timed call of the (compiled) train loop
+
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What to run; see benchmarks/run.py for the flags."""
+    sizes: tuple = ("small", "medium-small")
+    repeats: int = 5
+    dtype: str = "float32"
+    jit_compile: bool = False
+    device: str = "/CPU:0"
+    threads: int = 2
+    conv_implementation: str = "shifted_xla"
+    quick: bool = False
+    precision_steps: int = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    train_batch: int = TRAIN_BATCH
+    seq_length: int = SEQ_LENGTH
+    latency_batch: int = LATENCY_BATCH
+    throughput_batch: int = THROUGHPUT_BATCH
+    layer_hidden: int = LAYER_HIDDEN
+    layer_heads: int = LAYER_HEADS
+    layer_batch: int = LAYER_BATCH
+    layer_lengths: tuple = LAYER_LENGTHS
+
+
+# A tiny model and tiny shapes for --quick (a smoke run, not a measurement).
+QUICK_SHAPES = Shapes(train_batch=4, seq_length=32, throughput_batch=4, layer_hidden=64, layer_heads=4,
+                      layer_batch=2, layer_lengths=(32, 64))
+QUICK_OVERRIDES = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "intermediate_size": 128, "max_position_embeddings": 64}
+QUICK_VOCAB = 1000
+
+
+# ----- small helpers ---------------------------------------------------------------------------
+
+class Report:
+    """Prints lines as they come and keeps the goal verdicts for the summary."""
+
+    def __init__(self, out):
+        self.out = out
+        self.goals = []
+
+    def line(self, text=""):
+        print(text, file=self.out, flush=True)
+
+    @contextlib.contextmanager
+    def section(self):
+        """Prints how long a section took (building and tracing included)."""
+        start = time.perf_counter()
+        yield
+        self.line(f"(section took {time.perf_counter() - start:.0f} s)")
+
+    def goal(self, name, met, detail):
+        self.goals.append((name, met, detail))
+        self.line(f"GOAL {'met    ' if met else 'NOT met'} {name}: {detail}")
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def spread(values):
+    """Half the min-max range relative to the median, as a +-% string."""
+    m = median(values)
+    return f"+-{50 * (max(values) - min(values)) / m:.0f}%" if m else ""
+
+
+def interleaved(variants: dict, repeats: int, warmup: int = 2) -> dict:
+    """{name: [seconds per call]}: each repeat calls every variant once, in turn."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def memory_device(device: str) -> str:
+    """'/device:GPU:0' or '/GPU:0' -> 'GPU:0', as get_memory_info names devices."""
+    return device.split("device:")[-1].lstrip("/").upper()
+
+
+def step_peak_bytes(fn, device: str):
+    """Peak bytes the TF allocator held during one call, above what it held before (None if unknown)."""
+    name = memory_device(device)
+    try:
+        tf.config.experimental.reset_memory_stats(name)
+        before = tf.config.experimental.get_memory_info(name)["current"]
+        fn()
+        peak = tf.config.experimental.get_memory_info(name)["peak"]
+    except (ValueError, tf.errors.InvalidArgumentError):
+        return None
+    return peak - before
+
+
+def mib(value):
+    return "n/a" if value is None else f"{value / 2 ** 20:,.0f}"
+
+
+def machine_description(options: Options) -> str:
+    model, flags = "unknown", set()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown":
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    vector = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16") if f in flags]
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return (f"{platform.node()}: {model}, {os.cpu_count()} CPUs visible ({', '.join(vector) or 'no AVX-512'}"
+            f"{'; AMX' if 'amx_bf16' in flags else '; no AMX'}), {options.threads} TF intra-op threads, "
+            f"device {options.device}{' (GPUs: ' + ', '.join(gpus) + ')' if gpus else ''}, "
+            f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+
+
+def has_amx() -> bool:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            return "amx_bf16" in f.read()
+    return False
+
+
+# ----- machine peak ----------------------------------------------------------------------------
+
+class MatmulProbe:
+    """One call = `calls` square matmuls in `dtype`; timed among a section's variants, so that the
+    peak a section divides by was measured under the same load as its steps."""
+
+    def __init__(self, dtype: str, options: Options):
+        self.n = 512 if options.quick else (2048 if "CPU" in options.device.upper() else 8192)
+        self.calls = 3
+        with tf.device(options.device):
+            compute = tf.as_dtype(dtype)
+            self.a = tf.cast(tf.random.normal([self.n, self.n]), compute)
+            self.b = tf.cast(tf.random.normal([self.n, self.n]), compute)
+        calls = self.calls
+
+        @tf.function
+        def matmuls(a, b):
+            total = tf.zeros([], a.dtype)
+            for _ in range(calls):
+                total += tf.matmul(a, b)[0, 0]
+                a = a + total  # a dependency, so the matmuls are not merged or reordered
+            return total
+
+        self.matmuls = matmuls
+        self.device = options.device
+
+    def __call__(self):
+        with tf.device(self.device):
+            self.matmuls(self.a, self.b).numpy()
+
+    def flops_per_second(self, seconds: list) -> float:
+        return self.calls * 2 * self.n ** 3 / median(seconds)
+
+
+def matmul_peak(dtype: str, options: Options, report: Report) -> float:
+    """The median FLOP/s of square matmuls in `dtype` on the device, measured now."""
+    probe = MatmulProbe(dtype, options)
+    peak = probe.flops_per_second(interleaved({"mm": probe}, max(3, options.repeats), warmup=1)["mm"])
+    report.line(f"matmul peak ({dtype}, {probe.n} x {probe.n} squares): {peak / 1e9:,.1f} GFLOP/s")
+    return peak
+
+
+# ----- data ------------------------------------------------------------------------------------
+
+def write_data(data_dir: str, vocab_size: int, seq_length: int, records: int, seed: int = 0) -> str:
+    """vocab.txt (V tokens) and TFRecords of full-length sequences from a sparse bigram chain.
+
+    Each word has 3 possible successors, so an MLM can learn the text (the loss curve of the
+    precision check falls) while every record is as long as a packed pretraining example.
+    """
+    rng = np.random.default_rng(seed)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    with open(os.path.join(data_dir, "vocab.txt"), "w") as f:
+        f.write("\n".join(specials + [f"w{i}" for i in range(vocab_size - len(specials))]) + "\n")
+    words = min(vocab_size - 5, 2000)
+    successors = rng.integers(5, 5 + words, size=(5 + words, 3))
+    path = os.path.join(data_dir, "pretrain_data.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(records):
+            ids = [int(rng.integers(5, 5 + words))]
+            for _ in range(seq_length - 3):
+                ids.append(int(successors[ids[-1], rng.integers(0, 3)]))
+            ids = [2] + ids + [3]
+            features = {"input_ids": ids, "input_mask": [1] * seq_length, "segment_ids": [0] * seq_length}
+            example = tf.train.Example(features=tf.train.Features(feature={
+                k: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for k, v in features.items()}))
+            writer.write(example.SerializeToString())
+    return path
+
+
+class Workspace:
+    """A temporary data dir with a vocab and records, shared by every measurement."""
+
+    def __init__(self, options: Options, shapes: Shapes):
+        self.tmp = tempfile.TemporaryDirectory(prefix="convbert-bench-")
+        self.dir = self.tmp.name
+        vocab = QUICK_VOCAB if options.quick else 30522
+        records = 64 if options.quick else 1024
+        self.vocab_size = vocab
+        self.records = write_data(self.dir, vocab, shapes.seq_length, records)
+
+    def hparams(self, size: str, shapes: Shapes, options: Options, bert: bool, electra: bool, **changes):
+        values = dict(model_size=size, vocab_size=self.vocab_size, max_seq_length=shapes.seq_length,
+                      train_batch_size=shapes.train_batch, electra_objective=electra,
+                      conv_implementation=options.conv_implementation, export_at_end=False,
+                      vocab_file=os.path.join(self.dir, "vocab.txt"), pretrain_tfrecords=self.records,
+                      model_dir=os.path.join(self.dir, "model"), num_train_steps=1000, num_warmup_steps=10)
+        if options.quick:
+            values.update(model_hparam_overrides=dict(QUICK_OVERRIDES), embedding_size=32)
+        if bert:  # BERT mode of the same code: all heads self-attention, no convolution, plain FFN
+            values.update(conv_type="noconv", head_ratio=1, linear_groups=1)
+        values.update(changes)
+        return resolve_hparams(values)
+
+    def close(self):
+        self.tmp.cleanup()
+
+
+def bert_of(config: ConvBertConfig) -> ConvBertConfig:
+    return config.replace(conv_type="noconv", head_ratio=1, linear_groups=1)
+
+
+@contextlib.contextmanager
+def global_policy(dtype: str):
+    """Pretraining builds its model under the global policy; set it for one construction."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(POLICIES[dtype])
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+class TrainStep:
+    """The production train loop (trainer.Pretraining.make_train_loop) on one repeated batch."""
+
+    def __init__(self, hp, options: Options, dtype: str, jit_compile: bool = False, batches: int = 1):
+        self.strategy = tf.distribute.OneDeviceStrategy(options.device)
+        with global_policy(dtype):
+            self.run = trainer.Pretraining(hp, self.strategy, jit_compile=jit_compile, out=io.StringIO())
+        dataset = self.run.distributed_dataset(hp.pretrain_tfrecords, hp.train_batch_size, True)
+        iterator = iter(dataset)
+        taken = [next(iterator) for _ in range(batches)]
+        fixed = tf.data.Dataset.from_tensor_slices(
+            {k: tf.stack([b[k] for b in taken]) for k in taken[0]}).repeat()  # cycles `batches` batches
+        self.iterator = iter(self.strategy.experimental_distribute_dataset(fixed))
+        self.loop = self.run.make_train_loop()
+        self.tokens_per_step = hp.train_batch_size * hp.max_seq_length
+
+    def __call__(self, steps=STEPS_PER_CALL):
+        values = self.loop(self.iterator, tf.constant(steps))
+        return {k: float(v) for k, v in values.items()}
+
+
+# ----- the sections ----------------------------------------------------------------------------
+
+# Ops whose output is a view of their first input (no new buffer).
+VIEW_OPS = {"Reshape", "ExpandDims", "Squeeze", "Identity", "StopGradient"}
+
+
+def layer_saved_bytes(layer, hidden, padding_mask):
+    """Bytes of forward tensors that the backward pass reads (tensor-size accounting).
+
+    Traces forward + gradient into one graph and sums the sizes of the distinct buffers that
+    gradient ops read from forward ops. Views (reshapes, expand_dims, identities) count as
+    the tensor they view; variables, constants and the layer input are not counted.
+    """
+    boundary = []
+
+    @tf.function
+    def fwd_bwd(hidden, padding_mask):
+        with tf.GradientTape() as tape:
+            tape.watch(hidden)
+            output = layer(hidden, padding_mask, training=True)
+            loss = tf.reduce_sum(tf.cast(output, tf.float32))
+        boundary.append(len(tf.compat.v1.get_default_graph().get_operations()))
+        return tape.gradient(loss, [hidden] + layer.trainable_weights)
+
+    graph = fwd_bwd.get_concrete_function(hidden, padding_mask).graph
+    operations = graph.get_operations()
+    forward = set(operations[:boundary[0]])
+
+    def buffer_of(tensor):
+        while tensor.op.type in VIEW_OPS or tensor.op.type == "IdentityN":
+            tensor = tensor.op.inputs[tensor.value_index if tensor.op.type == "IdentityN" else 0]
+        return tensor
+
+    skip = {"ReadVariableOp", "Const", "Placeholder", "VarHandleOp", "Shape"}
+    saved = set()
+    for op in operations[boundary[0]:]:
+        for tensor in op.inputs:
+            if tensor.op in forward:
+                root = buffer_of(tensor)
+                if root.op.type not in skip:
+                    saved.add(root.ref())
+    total = 0
+    for tensor in (ref.deref() for ref in saved):
+        if tensor.dtype in (tf.resource, tf.variant) or not tensor.shape.is_fully_defined():
+            continue
+        total += tensor.shape.num_elements() * tensor.dtype.size
+    return total
+
+
+def attention_layer_section(options: Options, shapes: Shapes, report: Report, dtype: str):
+    """Mixed attention (every implementation) against BERT self-attention, forward + backward."""
+    hidden_size, heads = shapes.layer_hidden, shapes.layer_heads
+    report.line(f"\n== attention layer: hidden {hidden_size}, {heads} heads, batch {shapes.layer_batch}, "
+                f"fwd+bwd, {dtype} ==")
+    policy = POLICIES[dtype]
+    keras.utils.set_random_seed(0)
+    layers = {"self-attention (BERT)": MixedAttention(hidden_size, heads, head_ratio=1, conv_type="noconv",
+                                                      attention_dropout=0.1, dtype=policy)}
+    for name in IMPLEMENTATIONS:
+        layers[f"mixed [{name}]"] = MixedAttention(hidden_size, heads, head_ratio=2, conv_kernel_size=9,
+                                                   attention_dropout=0.1, conv_implementation=name, dtype=policy)
+    config = ConvBertConfig(hidden_size=hidden_size, num_attention_heads=heads, intermediate_size=4 * hidden_size)
+    fast = f"mixed [{options.conv_implementation}]"
+    for layer in layers.values():
+        layer.build((None, None, hidden_size))
+    results = {}
+    for length in shapes.layer_lengths:
+        with tf.device(options.device):
+            hidden = tf.random.normal([shapes.layer_batch, length, hidden_size])
+            padding_mask = tf.ones([shapes.layer_batch, length], tf.int32)
+            steps = {}
+            for name, layer in layers.items():
+                @tf.function
+                def step(hidden, padding_mask, layer=layer):
+                    with tf.GradientTape() as tape:
+                        tape.watch(hidden)
+                        output = layer(hidden, padding_mask, training=True)
+                        loss = tf.reduce_sum(tf.cast(output, tf.float32) ** 2)
+                    return tape.gradient(loss, [hidden] + layer.trainable_weights)
+
+                steps[name] = lambda step=step: step(hidden, padding_mask)[0].numpy()
+            times = interleaved(steps, options.repeats)
+            peaks = {name: step_peak_bytes(fn, options.device) for name, fn in steps.items()}
+        saved = {name: layer_saved_bytes(layer, hidden, padding_mask) for name, layer in layers.items()}
+        reference = "self-attention (BERT)"
+        report.line(f"T={length}: {'layer':<24}{'ms (median)':>14}{'vs BERT':>9}{'saved for bwd MiB':>19}"
+                    f"{'peak MiB':>10}")
+        for name in layers:
+            ms = 1e3 * median(times[name])
+            report.line(f"{'':6}{name:<24}{ms:>9.1f} {spread(times[name]):>4}"
+                        f"{median(times[name]) / median(times[reference]):>9.2f}{mib(saved[name]):>19}"
+                        f"{mib(peaks[name]):>10}")
+        mixed_flops = flops.attention_layer_flops(config, length)
+        bert_flops = flops.attention_layer_flops(bert_of(config), length)
+        time_ratio = median(times[fast]) / median(times[reference])
+        memory_ratio = saved[fast] / saved[reference]
+        report.line(f"RATIO layer T={length} time mixed[{options.conv_implementation}]/self-attention = "
+                    f"{time_ratio:.2f} (FLOP ratio {mixed_flops / bert_flops:.2f}); unfold/self-attention = "
+                    f"{median(times['mixed [unfold]']) / median(times[reference]):.2f}")
+        report.line(f"RATIO layer T={length} activation memory mixed[{options.conv_implementation}]/"
+                    f"self-attention = {memory_ratio:.2f}; unfold/self-attention = "
+                    f"{saved['mixed [unfold]'] / saved[reference]:.2f}")
+        results[length] = (time_ratio, memory_ratio)
+    return results
+
+
+def size_section(size: str, workspace: Workspace, options: Options, shapes: Shapes, report: Report,
+                 dtype: str):
+    """Train steps (MLM and ELECTRA), inference and memory of ConvBERT and BERT of one size."""
+    hp = {(model, objective): workspace.hparams(size, shapes, options, bert=model == "BERT",
+                                                 electra=objective == "electra")
+          for model in ("ConvBERT", "BERT") for objective in ("mlm", "electra")}
+    config = hp["ConvBERT", "mlm"].model_config()
+    report.line(f"\n== {size if not options.quick else 'tiny (--quick)'}: hidden {config.hidden_size}, "
+                f"{config.num_hidden_layers} layers, E {config.resolved_embedding_size}, "
+                f"G {config.linear_groups}, {dtype}, span conv '{options.conv_implementation}', "
+                f"batch {shapes.train_batch} x {shapes.seq_length} ==")
+    predictions = hp["ConvBERT", "mlm"].predictions_per_seq
+    train_flops = {}
+    for (model, objective), h in hp.items():
+        cfg = h.model_config()
+        train_flops[model, objective] = (flops.mlm_step_flops(cfg, shapes.seq_length, predictions)
+                                         if objective == "mlm" else
+                                         flops.electra_step_flops(cfg, h.generator_config(), shapes.seq_length,
+                                                                  predictions))
+    # Train steps, interleaved: ConvBERT, BERT and the ConvBERT reference (unfold) for the MLM step.
+    steps = {}
+    for (model, objective), h in hp.items():
+        steps[f"{model} {objective}"] = TrainStep(h, options, dtype)
+        if options.jit_compile:
+            steps[f"{model} {objective} XLA"] = TrainStep(h, options, dtype, jit_compile=True)
+    if options.conv_implementation != "unfold":
+        reference_hp = workspace.hparams(size, shapes, options, bert=False, electra=False,
+                                         conv_implementation="unfold")
+        steps["ConvBERT mlm [unfold]"] = TrainStep(reference_hp, options, dtype)
+    probe = MatmulProbe(dtype, options)
+    times = interleaved(dict(steps, **{"matmul peak": probe}), options.repeats)
+    peak = probe.flops_per_second(times.pop("matmul peak"))
+    peaks = {name: step_peak_bytes(lambda step=step: step(1), options.device) for name, step in steps.items()}
+    report.line(f"{dtype} matmul peak measured among these steps: {peak / 1e9:,.1f} GFLOP/s")
+
+    def tokens_per_second(name):
+        return STEPS_PER_CALL * steps[name].tokens_per_step / median(times[name])
+
+    report.line(f"{'train step':<28}{'tokens/s':>10}{'ms/step':>10}{'GFLOP/token':>13}{'TFLOP/s':>9}"
+                f"{'% peak':>8}{'step peak MiB':>15}")
+    for name in steps:
+        model, objective = name.split()[:2]
+        rate = tokens_per_second(name)
+        achieved = rate * train_flops[model, objective]
+        report.line(f"{name:<28}{rate:>10,.0f}{1e3 * median(times[name]) / STEPS_PER_CALL:>8.0f}"
+                    f" {spread(times[name]):>4}{train_flops[model, objective] / 1e9:>9.3f}"
+                    f"{achieved / 1e12:>9.3f}{100 * achieved / peak:>8.1f}{mib(peaks[name]):>15}")
+    ratios = {}
+    for objective in ("mlm", "electra"):
+        time_ratio = median(times[f"ConvBERT {objective}"]) / median(times[f"BERT {objective}"])
+        flop_ratio = train_flops["ConvBERT", objective] / train_flops["BERT", objective]
+        ratios[objective] = (time_ratio, flop_ratio)
+        report.line(f"RATIO {size} {objective} step time ConvBERT/BERT = {time_ratio:.2f} "
+                    f"(FLOP ratio {flop_ratio:.2f})")
+        if options.jit_compile:
+            for model in ("ConvBERT", "BERT"):
+                report.line(f"RATIO {size} {objective} {model} step time XLA/no-XLA = "
+                            f"{median(times[f'{model} {objective} XLA']) / median(times[f'{model} {objective}']):.2f}")
+    if "ConvBERT mlm [unfold]" in steps:
+        report.line(f"RATIO {size} mlm step time ConvBERT[{options.conv_implementation}]/ConvBERT[unfold] = "
+                    f"{median(times['ConvBERT mlm']) / median(times['ConvBERT mlm [unfold]']):.2f}")
+    fraction = {name: tokens_per_second(name) * train_flops[tuple(name.split()[:2])] / peak for name in steps}
+    max_tokens_per_second = max(tokens_per_second(name) for name in steps)
+    del steps
+
+    # Inference: batch-1 latency and batch-32 throughput of the encoder alone.
+    infer = {}
+    policy = POLICIES[dtype]
+    encoders = {}
+    for model in ("ConvBERT", "BERT"):
+        with tf.device(options.device):
+            keras.utils.set_random_seed(0)
+            encoders[model] = ConvBertEncoder(hp[model, "mlm"].model_config(), dtype=policy)
+    rng = np.random.default_rng(0)
+
+    def batch_of(size_):
+        ids = rng.integers(5, workspace.vocab_size, size=(size_, shapes.seq_length)).astype(np.int32)
+        return {"input_ids": tf.constant(ids), "input_mask": tf.ones_like(ids), "segment_ids": tf.zeros_like(ids)}
+
+    inputs = {"latency": batch_of(shapes.latency_batch), "throughput": batch_of(shapes.throughput_batch)}
+    forward = {}
+    for model, encoder in encoders.items():
+        forward[model] = tf.function(lambda batch, encoder=encoder: encoder(batch, training=False)["sequence_output"])
+        for kind, batch in inputs.items():
+            inner = 5 if kind == "latency" else 1
+            infer[f"{model} {kind}"] = (lambda f=forward[model], b=batch, n=inner:
+                                        [f(b) for _ in range(n)][-1].numpy())
+    with tf.device(options.device):
+        infer_times = interleaved(infer, options.repeats)
+        infer_peak = {name: step_peak_bytes(fn, options.device) for name, fn in infer.items()}
+    report.line(f"{'inference':<28}{'value':>22}{'peak MiB':>10}")
+    for model in ("ConvBERT", "BERT"):
+        latency = median(infer_times[f"{model} latency"]) / 5
+        rate = shapes.throughput_batch * shapes.seq_length / median(infer_times[f"{model} throughput"])
+        report.line(f"{model + f' latency {shapes.latency_batch}x{shapes.seq_length}':<28}"
+                    f"{1e3 * latency:>16.1f} ms   {mib(infer_peak[f'{model} latency']):>8}")
+        report.line(f"{model + f' throughput {shapes.throughput_batch}x{shapes.seq_length}':<28}"
+                    f"{rate:>14,.0f} tok/s{mib(infer_peak[f'{model} throughput']):>10}")
+    for kind in ("latency", "throughput"):
+        report.line(f"RATIO {size} inference {kind} time ConvBERT/BERT = "
+                    f"{median(infer_times[f'ConvBERT {kind}']) / median(infer_times[f'BERT {kind}']):.2f} "
+                    f"(FLOP ratio {flops.inference_flops(config, shapes.seq_length) / flops.inference_flops(bert_of(config), shapes.seq_length):.2f})")
+    return {"ratios": ratios, "fraction": fraction, "max_tokens_per_second": max_tokens_per_second, "encoder": encoders["ConvBERT"], "forward": forward["ConvBERT"],
+            "latency_batch": inputs["latency"], "config": config}
+
+
+def savedmodel_section(size_result, workspace: Workspace, options: Options, report: Report):
+    """Batch-1 latency of the exported SavedModel against the in-process model."""
+    from convbert_tf.export import export_encoder  # needs tensorflow_text at load time
+    export_dir = os.path.join(workspace.dir, "saved_model")
+    export_encoder(size_result["encoder"], export_dir, vocab_file=os.path.join(workspace.dir, "vocab.txt"),
+                   max_seq_length=size_result["latency_batch"]["input_ids"].shape[1], overwrite=True)
+    loaded = tf.saved_model.load(export_dir)
+    serve = loaded.signatures["serving_default"]
+    batch = size_result["latency_batch"]
+    forward = size_result["forward"]
+    served = serve(**batch)["sequence_output"].numpy()
+    in_process = tf.cast(forward(batch), tf.float32).numpy()
+    difference = float(np.abs(served - in_process).max())
+    variants = {"in-process": lambda: [forward(batch) for _ in range(5)][-1].numpy(),
+                "SavedModel": lambda: [serve(**batch) for _ in range(5)][-1]["sequence_output"].numpy()}
+    with tf.device(options.device):
+        times = interleaved(variants, options.repeats)
+    ratio = median(times["SavedModel"]) / median(times["in-process"])
+    report.line(f"\n== SavedModel (serving_default) vs in-process, batch {batch['input_ids'].shape[0]} x "
+                f"{batch['input_ids'].shape[1]} ==")
+    report.line(f"in-process {1e3 * median(times['in-process']) / 5:.1f} ms, SavedModel "
+                f"{1e3 * median(times['SavedModel']) / 5:.1f} ms, max |difference| {difference:.1e}")
+    report.line(f"RATIO SavedModel/in-process batch-1 latency = {ratio:.2f}")
+    return ratio
+
+
+def input_pipeline_section(workspace: Workspace, options: Options, shapes: Shapes, report: Report,
+                           consumed_tokens_per_second: float):
+    """Reading + parsing + dynamic masking (the trainer's pipeline) alone, in tokens/s."""
+    hp = workspace.hparams("small", shapes, options, bert=False, electra=True)
+    strategy = tf.distribute.OneDeviceStrategy(options.device)
+    run = trainer.Pretraining(hp, strategy, out=io.StringIO())
+    iterator = iter(run.distributed_dataset(hp.pretrain_tfrecords, hp.train_batch_size, True))
+    batches = 10 if options.quick else 100
+    for _ in range(5):
+        next(iterator)
+
+    def read():
+        for _ in range(batches):
+            features = next(iterator)
+        features["masked_lm_ids"].numpy()
+
+    times = interleaved({"pipeline": read}, max(3, options.repeats), warmup=0)["pipeline"]
+    rate = batches * hp.train_batch_size * hp.max_seq_length / median(times)
+    ratio = rate / consumed_tokens_per_second
+    report.line(f"\n== input pipeline (TFRecord read, parse, dynamic masking), batch {hp.train_batch_size} ==")
+    report.line(f"{rate:,.0f} tokens/s alone; the fastest train step measured consumes "
+                f"{consumed_tokens_per_second:,.0f} tokens/s")
+    report.line(f"RATIO input pipeline rate / train step consumption = {ratio:.1f}")
+    return ratio
+
+
+def precision_section(workspace: Workspace, options: Options, shapes: Shapes, report: Report, half: str):
+    """float32 against `half` mixed precision: ELECTRA step tokens/s and a short run's loss curve.
+
+    The noise yardstick is a second float32 run that differs only in its seed (initial weights,
+    dropout): the half-precision curve should be no further from float32 than that one is.
+    """
+    size = "small"
+    report.line(f"\n== mixed precision: {half} against float32 ({size if not options.quick else 'tiny'}, "
+                f"ELECTRA step, batch {shapes.train_batch} x {shapes.seq_length}) ==")
+    runs = {
+        "float32": TrainStep(workspace.hparams(size, shapes, options, bert=False, electra=True), options,
+                             "float32", batches=8),
+        "float32 seed 1": TrainStep(workspace.hparams(size, shapes, options, bert=False, electra=True, seed=1),
+                                    options, "float32", batches=8),
+        half: TrainStep(workspace.hparams(size, shapes, options, bert=False, electra=True), options, half,
+                        batches=8),
+    }
+    curves = {name: [] for name in runs}
+    steps = 4 if options.quick else options.precision_steps
+    for _ in range(steps):  # interleaved: one step of each run in turn, timed
+        for name, step in runs.items():
+            curves[name].append(step(1))
+    probes = {"float32 matmul": MatmulProbe("float32", options), f"{half} matmul": MatmulProbe(half, options)}
+    times = interleaved(dict({name: runs[name] for name in ("float32", half)}, **probes), options.repeats)
+    speedup = median(times["float32"]) / median(times[half])
+    peak_ratio = (probes[f"{half} matmul"].flops_per_second(times[f"{half} matmul"])
+                  / probes["float32 matmul"].flops_per_second(times["float32 matmul"]))
+    key = "mlm_loss"
+
+    def curve(name):
+        return np.array([c[key] for c in curves[name]])
+
+    tail = slice(steps // 2, None)
+    half_gap = float(np.mean(np.abs(curve(half) - curve("float32"))[tail]))
+    seed_gap = float(np.mean(np.abs(curve("float32 seed 1") - curve("float32"))[tail]))
+    every = max(1, steps // 8)
+    report.line("step          " + "  ".join(f"{i + 1:>6}" for i in range(0, steps, every)))
+    for name in runs:
+        report.line(f"{name[:16]:<16}" + "  ".join(f"{v:>6.3f}" for v in curve(name)[::every]) + f"  ({key})")
+    report.line(f"mean |{half} - float32| over the second half {half_gap:.3f}; float32 seed-to-seed "
+                f"{seed_gap:.3f}; loss fell {curve('float32')[0]:.2f} -> {curve('float32')[-1]:.2f}")
+    report.line(f"RATIO {half}/float32 ELECTRA step tokens/s = {speedup:.2f} (matmul peak ratio {peak_ratio:.2f})")
+    return speedup, half_gap, seed_gap, peak_ratio
+
+
+def run_all(options: Options, out) -> list:
+    """Runs every section, prints the figures and the goal verdicts; returns the verdicts."""
+    report = Report(out)
+    shapes = QUICK_SHAPES if options.quick else Shapes()
+    report.line(f"machine: {machine_description(options)}")
+    report.line(f"figures are medians of {options.repeats} interleaved repeats (+-: half the range, in % "
+                "of the median); tokens/s count every position of the batch")
+    workspace = Workspace(options, shapes)
+    try:
+        dtype = options.dtype
+        matmul_peak(dtype, options, report)
+        with report.section():
+            layer = attention_layer_section(options, shapes, report, dtype)
+        sizes = {}
+        sizes_to_run = ("small",) if options.quick else options.sizes
+        for size in sizes_to_run:
+            with report.section():
+                sizes[size] = size_section(size, workspace, options, shapes, report, dtype)
+        first = sizes[sizes_to_run[0]]
+        with report.section():
+            saved_model_ratio = savedmodel_section(first, workspace, options, report)
+        consumed = max(result["max_tokens_per_second"] for result in sizes.values())
+        with report.section():
+            pipeline_ratio = input_pipeline_section(workspace, options, shapes, report, consumed)
+        half = "float16" if "GPU" in options.device.upper() and dtype == "float16" else "bfloat16"
+        with report.section():
+            speedup, half_gap, seed_gap, peak_ratio = precision_section(workspace, options, shapes, report, half)
+    finally:
+        workspace.close()
+
+    report.line("\n== goals ==")
+    for length, (time_ratio, memory_ratio) in layer.items():
+        report.goal(f"mixed attention fwd+bwd time <= self-attention at T={length}", time_ratio <= 1.0,
+                    f"ratio {time_ratio:.2f}")
+        report.goal(f"mixed attention activation memory <= self-attention at T={length}, k=9", memory_ratio <= 1.0,
+                    f"ratio {memory_ratio:.2f}")
+    for size, result in sizes.items():
+        for objective, (time_ratio, flop_ratio) in result["ratios"].items():
+            report.goal(f"{size} {objective} step time ConvBERT/BERT <= FLOP ratio", time_ratio <= flop_ratio,
+                        f"{time_ratio:.2f} vs {flop_ratio:.2f}")
+    if "base" in sizes and dtype == "float32":
+        fraction = sizes["base"]["fraction"]["ConvBERT mlm"]
+        report.goal("float32 base train step >= 65% of the float32 matmul peak", fraction >= 0.65,
+                    f"{100 * fraction:.0f}% (encoder + MLM head step)")
+    no_amx = " (this CPU has no AMX)" if half == "bfloat16" and "CPU" in options.device.upper() and not has_amx() else ""
+    report.goal(f"{half} mixed precision >= 2x float32 tokens/s{no_amx}", speedup >= 2.0,
+                f"{speedup:.2f}x; the {half}/float32 matmul peak ratio here is {peak_ratio:.2f}")
+    report.goal(f"{half} loss curve matches float32 within noise", half_gap <= max(seed_gap, 0.01),
+                f"mean |{half} - float32| {half_gap:.3f} vs float32 seed-to-seed {seed_gap:.3f}")
+    report.goal("SavedModel batch-1 latency within 1.2x of in-process", saved_model_ratio <= 1.2,
+                f"ratio {saved_model_ratio:.2f}")
+    report.goal("input pipeline >= 10x the train step's consumption", pipeline_ratio >= 10, f"{pipeline_ratio:.1f}x")
+    return report.goals
+

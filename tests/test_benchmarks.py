@@ -1,0 +1,51 @@
+"""The benchmark's FLOP count against the model's weights, and a smoke run of its entry point."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import flops
+from convbert_tf import ConvBertEncoder
+from tests.test_numerics import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("changes", [{}, {"linear_groups": 2}, {"conv_type": "noconv", "head_ratio": 1},
+                                     {"head_ratio": 4, "embedding_size": None}])
+def test_macs_per_token_equal_the_kernel_weights_plus_the_weightless_products(changes):
+    """Every kernel weight is one multiply-accumulate per token; attention and the window sum
+    (2 T C and K C per layer) are the only products without weights."""
+    config = tiny_config(**changes)
+    seq_length = 10
+    encoder = ConvBertEncoder(config)
+    kernel_weights = sum(int(w.shape.num_elements()) for w in encoder.weights
+                         if w.path.endswith("kernel") and "embeddings/" not in w.path)
+    heads = config.heads
+    weightless = 2 * seq_length * heads.bottleneck_size
+    if config.conv_type == "sdconv":
+        weightless += config.conv_kernel_size * heads.bottleneck_size
+    assert flops.encoder_macs(config, seq_length) == kernel_weights + config.num_hidden_layers * weightless
+
+
+def test_bert_mode_costs_more_than_convbert_at_base():
+    from convbert_tf.config import ConvBertConfig
+    base = ConvBertConfig.from_preset("base")
+    bert = base.replace(conv_type="noconv", head_ratio=1, linear_groups=1)
+    ratio = flops.mlm_step_flops(base, 128, 19) / flops.mlm_step_flops(bert, 128, 19)
+    assert 0.94 < ratio < 0.97  # the paper's "about 4 % fewer FLOPs"
+
+
+@pytest.mark.slow
+def test_quick_benchmark_prints_every_ratio_and_goal():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for expected in ("RATIO layer T=32 time mixed", "RATIO layer T=64 activation memory",
+                     "RATIO small mlm step time ConvBERT/BERT", "RATIO small electra step time ConvBERT/BERT",
+                     "RATIO small inference latency time ConvBERT/BERT", "RATIO SavedModel/in-process",
+                     "RATIO input pipeline rate", "RATIO bfloat16/float32", "GOAL"):
+        assert expected in out, f"missing {expected!r} in:\n{out}"
