@@ -33,6 +33,7 @@ from convbert_tf import checkpoints, text_inputs
 from convbert_tf.checkpoints import CheckpointError
 from convbert_tf.config import ConfigError
 from convbert_tf.data.tokenization import VocabError, WordPieceTokenizerModule, read_vocab
+from convbert_tf.layers import span_conv
 
 SERVE_TEXT_SIGNATURE = "serve_text"
 
@@ -128,10 +129,11 @@ def export_encoder(encoder, export_dir, *, vocab_file, do_lower_case=True, strip
         raise ExportError(f"max_seq_length must be in [2, max_position_embeddings = "
                           f"{config.max_position_embeddings}], got {max_seq_length}")
 
-    module, signatures = _build_serving_module(
-        encoder, tokens, os.path.abspath(os.fspath(vocab_file)), do_lower_case, strip_accents,
-        max_seq_length)
-    return write_saved_model(module, signatures, export_dir, overwrite)
+    with span_conv.without_xla():  # TF Serving runs graphs without XLA by default
+        module, signatures = _build_serving_module(
+            encoder, tokens, os.path.abspath(os.fspath(vocab_file)), do_lower_case, strip_accents,
+            max_seq_length)
+        return write_saved_model(module, signatures, export_dir, overwrite)
 
 
 def write_saved_model(module, signatures, export_dir, overwrite=False) -> str:

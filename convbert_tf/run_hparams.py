@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any, Mapping
 
-from convbert_tf.config import ConfigError, ConvBertConfig
+from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION, ConfigError, ConvBertConfig
 
 # The hparams that shape the encoder, passed to ConvBertConfig's --hparams form.
 MODEL_KEYS = ("model_size", "model_hparam_overrides", "embedding_size", "vocab_size", "conv_kernel_size",
@@ -74,7 +74,7 @@ class ModelHParams:
     """sdconv or noconv."""
     conv_mask_padding: bool = False
     """Not in the original: keep [PAD] out of the convolution heads (see ConvBertConfig)."""
-    conv_implementation: str = "unfold"
+    conv_implementation: str = DEFAULT_CONV_IMPLEMENTATION
     """Not in the original: formulation of the span convolution (see ConvBertConfig)."""
 
     # TPU (the original's names; the --tpu flags set the same values).

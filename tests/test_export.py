@@ -53,6 +53,8 @@ with open(export_dir + "/saved_model.pb", "rb") as f:
 graph = proto.meta_graphs[0].graph_def
 ops = {n.op for n in graph.node} | {n.op for fn in graph.library.function for n in fn.node_def}
 not_in_bare_tf = sorted(op for op in ops if op_def_registry.get(op) is None)
+xla_must_compile = sorted(fn.signature.name for fn in graph.library.function
+                          if fn.attr["_XlaMustCompile"].b)
 
 import tensorflow_text  # registers the tokenizer's ops
 
@@ -74,6 +76,7 @@ print(json.dumps({
                           "outputs": specs(fn.structured_outputs)}
                    for name, fn in loaded.signatures.items()},
     "not_in_bare_tf": not_in_bare_tf,
+    "xla_must_compile": xla_must_compile,
     "asset_path": loaded.vocab_file.asset_path.numpy().decode(),
     "imported": sorted(m for m in ("convbert_tf", "tests") if m in sys.modules),
 }))
@@ -173,6 +176,17 @@ def test_signature_names_keys_and_dtypes(served):
 def test_graph_needs_only_the_tokenizer_tf_text_ops(served):
     _, report = served
     assert set(report["not_in_bare_tf"]) == ALLOWED_TF_TEXT_OPS
+
+
+def test_exported_graph_needs_no_xla(served, encoder):
+    """TF Serving runs graphs without XLA by default: exports trace 'shifted_xla' as 'shifted'."""
+    assert encoder.config.conv_implementation == "shifted_xla"
+    spec = {k: tf.TensorSpec([None, None], tf.int32) for k in BATCH}
+    graph = tf.function(lambda inputs: encoder(inputs, training=False)).get_concrete_function(spec).graph
+    in_process = [fn.signature.name for fn in graph.as_graph_def().library.function if fn.attr["_XlaMustCompile"].b]
+    assert in_process  # the model itself compiles its window sums with XLA ...
+    _, report = served
+    assert report["xla_must_compile"] == []  # ... its export does not
 
 
 def test_vocab_file_is_copied_into_assets(served, export_dir, vocab_file):

@@ -57,12 +57,16 @@ def test_exported_classifier_serves_raw_text_in_a_fresh_process(sst_run):
     texts = [line.split("\t")[0] for line in open(os.path.join(data_dir, "finetuning_data", "sst", "dev.tsv"))][1:17]
     code = f"""
 import json, tensorflow as tf, tensorflow_text
+from tensorflow.core.protobuf import saved_model_pb2
+proto = saved_model_pb2.SavedModel()
+proto.ParseFromString(open({export_dir!r} + "/saved_model.pb", "rb").read())
+xla = [fn.signature.name for fn in proto.meta_graphs[0].graph_def.library.function if fn.attr["_XlaMustCompile"].b]
 model = tf.saved_model.load({export_dir!r})
 out = model.signatures["serving_default"](sentence=tf.constant({texts!r}))
 ids = model.signatures["serve_ids"](input_ids=out["input_ids"], input_mask=tf.cast(out["input_ids"] > 0, tf.int32),
                                     segment_ids=tf.zeros_like(out["input_ids"]))
 print(json.dumps({{"labels": [l.decode() for l in out["label"].numpy()],
-                   "same": bool((ids["label_id"].numpy() == out["label_id"].numpy()).all()),
+                   "xla": xla, "same": bool((ids["label_id"].numpy() == out["label_id"].numpy()).all()),
                    "p": out["probabilities"].numpy().tolist()}}))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
@@ -72,6 +76,7 @@ print(json.dumps({{"labels": [l.decode() for l in out["label"].numpy()],
     # The served labels are the in-process model's dev predictions for the same sentences.
     assert served["labels"] == [str(row["prediction"]) for row in dev["predictions"][:16]]
     assert served["same"]  # the raw-text and the id signatures agree
+    assert served["xla"] == []  # TF Serving runs graphs without XLA by default
     np.testing.assert_allclose(np.sum(served["p"], axis=1), 1.0, atol=1e-5)
     # The documented signatures, as saved_model_cli shows them.
     shown = subprocess.run(["saved_model_cli", "show", "--dir", export_dir, "--all"], capture_output=True,

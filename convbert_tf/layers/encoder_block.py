@@ -5,6 +5,7 @@ Legend: B batch, T length, D hidden, I intermediate width, G groups.
 
 import keras
 
+from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION
 from convbert_tf.layers.grouped_dense import GroupedDense
 from convbert_tf.layers.mixed_attention import MixedAttention
 from convbert_tf.ops import LAYER_NORM_EPSILON
@@ -38,7 +39,7 @@ class ConvBertBlock(keras.layers.Layer):
     def __init__(self, hidden_size, num_attention_heads, intermediate_size, head_ratio=2,
                  conv_kernel_size=9, conv_type="sdconv", linear_groups=1, hidden_act="gelu",
                  hidden_dropout=0.0, attention_dropout=0.0, initializer_range=0.02,
-                 conv_mask_padding=False, conv_implementation="unfold", **kwargs):
+                 conv_mask_padding=False, conv_implementation=DEFAULT_CONV_IMPLEMENTATION, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from convbert_tf import ops
-from convbert_tf.config import head_arithmetic
+from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION, head_arithmetic
 from convbert_tf.layers.initializers import truncated_normal
 from convbert_tf.layers.span_conv import SpanDynamicConv
 
@@ -57,7 +57,7 @@ class MixedAttention(keras.layers.Layer):
 
     def __init__(self, hidden_size, num_attention_heads, head_ratio=2, conv_kernel_size=9,
                  conv_type="sdconv", attention_dropout=0.0, initializer_range=0.02,
-                 conv_mask_padding=False, conv_implementation="unfold", **kwargs):
+                 conv_mask_padding=False, conv_implementation=DEFAULT_CONV_IMPLEMENTATION, **kwargs):
         super().__init__(**kwargs)
         if hidden_size % num_attention_heads:
             raise ValueError(f"MixedAttention: hidden_size ({hidden_size}) must be divisible by "

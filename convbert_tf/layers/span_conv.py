@@ -4,14 +4,36 @@ Legend: B batch, T length, D hidden (the layer input width), N heads, H head siz
 C = N * H channels, K kernel size.
 """
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
 from convbert_tf import ops
+from convbert_tf.config import CONV_IMPLEMENTATIONS, DEFAULT_CONV_IMPLEMENTATION
 from convbert_tf.layers.initializers import truncated_normal
 
 # The formulations of the window sum (see the class docstring); 'unfold' is the reference.
-IMPLEMENTATIONS = ("unfold", "shifted", "shifted_xla")
+IMPLEMENTATIONS = CONV_IMPLEMENTATIONS
+
+_tracing = threading.local()
+
+
+@contextlib.contextmanager
+def without_xla():
+    """Inside the block, 'shifted_xla' layers trace as 'shifted' (the same numbers, no XLA).
+
+    For SavedModels: TF Serving runs graphs without XLA unless started with
+    --xla_cpu_compilation_enabled, and a GPU build may have no XLA compiler at all, so an
+    exported graph must not hold functions that must be compiled by XLA.
+    """
+    previous = getattr(_tracing, "without_xla", False)
+    _tracing.without_xla = True
+    try:
+        yield
+    finally:
+        _tracing.without_xla = previous
 
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
@@ -38,8 +60,9 @@ class SpanDynamicConv(keras.layers.Layer):
       'shifted'      the window sum as K shifted slices of the [B, T, C] values, with a
                      hand-written gradient of the same form (`ops.shifted_window_sum`); nothing
                      of size K x C is built or kept for the backward pass.
-      'shifted_xla'  the same, forward and backward each compiled by XLA into one fused loop.
-                     Compiles once per input shape; the fastest where shapes repeat (training).
+      'shifted_xla'  the same, forward and backward each compiled by XLA into one fused loop
+                     (the default). Compiles once per input shape; the fastest in training
+                     (benchmarks/README.md). Exports trace it as 'shifted' (see `without_xla`).
 
     Args:
       num_heads: N, convolution heads.
@@ -47,7 +70,7 @@ class SpanDynamicConv(keras.layers.Layer):
       kernel_size: K, odd.
       initializer_range: stddev for the dense kernels; the depthwise kernel uses 1/K.
       mask_padding: see Masking above.
-      implementation: 'unfold' (reference), 'shifted' or 'shifted_xla'; see above.
+      implementation: 'unfold' (reference), 'shifted' or 'shifted_xla' (default); see above.
 
     Call args:
       hidden: [B, T, D] layer input.
@@ -59,7 +82,7 @@ class SpanDynamicConv(keras.layers.Layer):
     """
 
     def __init__(self, num_heads, head_size, kernel_size, initializer_range=0.02,
-                 mask_padding=False, implementation="unfold", **kwargs):
+                 mask_padding=False, implementation=DEFAULT_CONV_IMPLEMENTATION, **kwargs):
         super().__init__(**kwargs)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f"SpanDynamicConv: unknown implementation {implementation!r}; "
@@ -104,14 +127,17 @@ class SpanDynamicConv(keras.layers.Layer):
         conv_values = self.value_dense(hidden)  # [B, T, C]
         if self.mask_padding and padding_mask is not None:
             conv_values = conv_values * keep  # [B, T, C]
-        if self.implementation == "unfold":
+        implementation = self.implementation
+        if implementation == "shifted_xla" and getattr(_tracing, "without_xla", False):
+            implementation = "shifted"
+        if implementation == "unfold":
             windows = ops.unfold_windows(conv_values, self.kernel_size)  # [B, T, C, K]
             windows = tf.reshape(windows, [batch, length, self.num_heads, self.head_size, self.kernel_size])  # [B, T, N, H, K]
             conv_out = tf.einsum("BTNHK,BTNK->BTNH", windows, span_kernel)  # [B, T, N, H]
         else:
             conv_values = tf.reshape(conv_values, [batch, length, self.num_heads, self.head_size])  # [B, T, N, H]
             conv_out = ops.shifted_window_sum(conv_values, span_kernel,
-                                              jit_compile=self.implementation == "shifted_xla")  # [B, T, N, H]
+                                              jit_compile=implementation == "shifted_xla")  # [B, T, N, H]
         return tf.reshape(conv_out, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
 
     def compute_output_shape(self, hidden_shape, query_shape=None, padding_mask_shape=None):
