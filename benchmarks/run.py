@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv=None):
-    from convbert_tf.config import CONV_IMPLEMENTATIONS, MODEL_SIZES, ConvBertConfig
+    from convbert_tf.config import CONV_IMPLEMENTATIONS, MODEL_SIZES
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="small,medium-small",
                         help="comma-separated presets among small, medium-small, base")
@@ -33,8 +33,7 @@ def parse_args(argv=None):
                         help="also time every train step compiled with XLA, interleaved with the uncompiled one")
     parser.add_argument("--device", default="/CPU:0", help="TF device, e.g. /CPU:0 or /GPU:0")
     parser.add_argument("--threads", type=int, default=2, help="TF intra-op threads (CPU)")
-    parser.add_argument("--conv_implementation", default=ConvBertConfig().conv_implementation,
-                        choices=CONV_IMPLEMENTATIONS,
+    parser.add_argument("--conv_implementation", default="shifted_xla", choices=CONV_IMPLEMENTATIONS,
                         help="span convolution of the ConvBERT figures (the layer table shows them all); "
                              "the MLM step is also timed with the 'unfold' reference")
     parser.add_argument("--precision_steps", type=int, default=40, help="steps of the mixed-precision loss curve")
