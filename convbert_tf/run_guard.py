@@ -59,18 +59,26 @@ def check_model_dir_writable(model_dir: str, needed_bytes: int) -> None:
     Writes and removes a probe file (permission bits alone miss read-only mounts, and os.access
     is wrong on some network filesystems), then compares shutil.disk_usage's free bytes.
 
+    A remote path (gs://...) is only created, as before these checks: it has no local free space
+    to measure (the lock file and config check on such paths are local-only as well).
+
     Raises:
         ConfigError: naming the directory and, for space, the free and needed bytes.
     """
+    if "://" in model_dir:
+        os.makedirs(model_dir, exist_ok=True)
+        return
+    probe = os.path.join(model_dir, f".write-probe-{os.getpid()}")
     try:
         os.makedirs(model_dir, exist_ok=True)
-        probe = os.path.join(model_dir, f".write-probe-{os.getpid()}")
         with open(probe, "wb") as f:
             f.write(b"\0" * 4096)
             f.flush()
             os.fsync(f.fileno())
         os.remove(probe)
     except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(probe)
         raise ConfigError(
             f"model_dir {model_dir} cannot be written ({e.strerror or e}); fix its permissions or mount, or "
             "choose another directory (--model_name, --data_dir or \"model_dir\" in --hparams)") from None

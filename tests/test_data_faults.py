@@ -151,15 +151,17 @@ def test_locating_a_pipeline_error_names_the_record_or_excludes_it(damaged_data_
         trainer.locate_bad_records(run, [train_file], {}, error, "Training stopped at step 3")
 
     run = types.SimpleNamespace(hp=tiny(data_dir, "x", bad_records="skip"), log=logs.append)
-    excluded = trainer.locate_bad_records(run, [train_file], {}, error, "")
-    assert list(excluded) == [train_file]
+    good_file = write(tmp_path / "good.tfrecord", [example([2, 5, 3], SEQ_LENGTH).SerializeToString()] * 3)
+    scanned = {}
+    excluded = trainer.locate_bad_records(run, [good_file, train_file], scanned, error, "")
+    assert list(excluded) == [train_file] and scanned[good_file] is None
     assert (excluded[train_file].readable, excluded[train_file].unparseable) == (63, (10,))
     assert logs[-1].startswith(f"skipping: {train_file}: record 10")
     with pytest.raises(tf.errors.OpError):  # nothing new to exclude: the error is not about these records
-        trainer.locate_bad_records(run, [train_file], excluded, error, "")
+        trainer.locate_bad_records(run, [good_file, train_file], scanned, error, "")
 
     hopeless = write(tmp_path / "hopeless.tfrecord", [serialized(1, length=5)] * 4)
-    with pytest.raises(input_pipeline.BadRecordError, match="every record of .*hopeless.tfrecord.* is bad"):
+    with pytest.raises(input_pipeline.BadRecordError, match="no good record is left in the 1 file.*hopeless"):
         trainer.locate_bad_records(run, [hopeless], {}, error, "")
 
 

@@ -174,7 +174,8 @@ def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None =
         values.update(DEBUG_HPARAMS)
     values.update(user)
     if values.get("bad_records", "fail") not in BAD_RECORDS_CHOICES:
-        raise ConfigError(f"--hparams: bad_records is {values['bad_records']!r}; use one of {list(BAD_RECORDS_CHOICES)}")
+        raise ConfigError(f"--hparams: bad_records is {values['bad_records']!r}; use one of "
+                          f"{list(BAD_RECORDS_CHOICES)}")
     if values.get("untied_generator_embeddings"):
         raise ConfigError("--hparams: untied_generator_embeddings=true is not supported; the generator "
                           "shares the discriminator's embeddings")

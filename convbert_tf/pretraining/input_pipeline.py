@@ -177,25 +177,27 @@ def describe_bad_records(bad: BadRecords, max_seq_length: int) -> str:
 
 
 def find_bad_records(files: Sequence[str], max_seq_length: int, *, first_only: bool,
-                     known: Mapping[str, BadRecords] | None = None) -> list[BadRecords]:
+                     scanned: dict | None = None) -> list[BadRecords]:
     """Scans `files` in order for records that cannot be read or parsed.
 
     Args:
         files: TFRecord files.
         max_seq_length: T.
         first_only: stop at the first file with a bad record.
-        known: files already handled; they are not scanned again.
+        scanned: earlier results by file (`BadRecords`, or None for a good file); those files are
+            not scanned again, and every new result is added, so repeated calls read each file once.
 
     Returns:
-        A `BadRecords` per file with bad records, in file order.
+        A `BadRecords` for each newly scanned file with bad records, in file order.
     """
+    scanned = {} if scanned is None else scanned
     found = []
     for path in files:
-        if known and path in known:
+        if path in scanned:
             continue
-        bad = scan_file(path, max_seq_length)
-        if bad is not None:
-            found.append(bad)
+        scanned[path] = scan_file(path, max_seq_length)
+        if scanned[path] is not None:
+            found.append(scanned[path])
             if first_only:
                 break
     return found

@@ -270,26 +270,29 @@ class Pretraining:
             print(message, file=self.out, flush=True)
 
 
-def locate_bad_records(run: Pretraining, files, excluded: dict, error: tf.errors.OpError, where: str) -> dict:
-    """After the input pipeline failed: names the bad record, or (bad_records="skip") returns the
-    exclusions that leave it out. Re-raises `error` when no file holds a bad record."""
+def locate_bad_records(run: Pretraining, files, scanned: dict, error: tf.errors.OpError, where: str) -> dict:
+    """After the input pipeline failed on `files`: finds the first bad record in file order and
+    raises an error naming it, or under bad_records="skip" returns the records to leave out.
+
+    `scanned` (file -> BadRecords, or None for a good file) carries the scans of earlier calls
+    and is updated, so a run reads each file at most once to look for bad records. Re-raises
+    `error` when no file holds a bad record.
+    """
     hp = run.hp
-    skip = hp.bad_records == "skip"
     run.log(f"the input pipeline failed ({type(error).__name__}); looking for bad records in {len(files)} file(s)")
-    found = input_pipeline.find_bad_records(files, hp.max_seq_length, first_only=not skip, known=excluded)
+    found = input_pipeline.find_bad_records(files, hp.max_seq_length, first_only=True, scanned=scanned)
     if not found:
         raise error
-    excluded = {**excluded, **{bad.path: bad for bad in found}}
-    if skip and all(f in excluded and excluded[f].readable == len(excluded[f].unparseable) for f in files):
+    message = input_pipeline.describe_bad_records(found[0], hp.max_seq_length)
+    if hp.bad_records != "skip":
         raise input_pipeline.BadRecordError(
-            f"every record of {files} is bad; " + input_pipeline.describe_bad_records(found[0], hp.max_seq_length))
-    if not skip:
-        raise input_pipeline.BadRecordError(
-            f"{input_pipeline.describe_bad_records(found[0], hp.max_seq_length)}. {where}. Rebuild or remove "
-            "that file, or pass --bad_records=skip (\"bad_records\": \"skip\" in --hparams) to leave bad "
-            "records out and count them") from None
-    for bad in found:
-        run.log(f"skipping: {input_pipeline.describe_bad_records(bad, hp.max_seq_length)}")
+            f"{message}. {where}. Rebuild or remove that file, or pass --bad_records=skip (\"bad_records\": "
+            "\"skip\" in --hparams) to leave bad records out and count them") from None
+    excluded = {path: bad for path, bad in scanned.items() if bad is not None}
+    if all(f in excluded and excluded[f].readable == len(excluded[f].unparseable) for f in files):
+        raise input_pipeline.BadRecordError(f"no good record is left in the {len(files)} file(s): {message}; "
+                                            f"were they written for max_seq_length {hp.max_seq_length}?")
+    run.log(f"skipping: {message}")
     return excluded
 
 
@@ -344,7 +347,7 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
     end = hp.num_train_steps if stop_at_step is None else min(stop_at_step, hp.num_train_steps)
     step, last, begun, last_logged = start, {}, time.perf_counter(), start
     window_start, window_steps = time.perf_counter(), 0
-    excluded = {}  # bad records left out under bad_records="skip", by file
+    scanned, excluded = {}, {}  # files scanned for bad records; the bad records left out (bad_records="skip")
     while step < end:
         steps = min(hp.iterations_per_loop, end - step,
                     hp.save_checkpoints_steps - step % hp.save_checkpoints_steps)
@@ -352,7 +355,7 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
             values = train_loop(iterator, tf.constant(steps))
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
             step = int(run.optimizer.iterations.numpy())
-            excluded = locate_bad_records(run, train_files, excluded, error, f"Training stopped at step {step}; "
+            excluded = locate_bad_records(run, train_files, scanned, error, f"Training stopped at step {step}; "
                                           f"the last checkpoint is {manager.latest_checkpoint or 'none yet'}")
             iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, skip_steps=step,
                                                     exclude=excluded))
@@ -447,14 +450,15 @@ def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.s
         return strategy.run(replica_fn, args=(features,))
 
     collected: dict = {}
-    batches, excluded = 0, {}
+    batches, scanned = 0, {}
     while batches < hp.num_eval_steps:
         try:
             features = next(iterator)
         except (StopIteration, tf.errors.OutOfRangeError):
             break
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-            excluded = locate_bad_records(run, eval_files, excluded, error, f"Evaluation stopped after {batches} batches")
+            excluded = locate_bad_records(run, eval_files, scanned, error,
+                                          f"Evaluation stopped after {batches} batches")
             iterator = iter(run.distributed_dataset(eval_files, hp.eval_batch_size, False, skip_steps=batches,
                                                     exclude=excluded))
             continue
