@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 FEATURE_KEYS = ("input_ids", "input_mask", "segment_ids")
 
@@ -48,7 +49,7 @@ def describe_record_problem(serialized: bytes, max_seq_length: int) -> str | Non
     """What keeps one serialized record from parsing as three int64 [T] features; None if it parses."""
     try:
         example = tf.train.Example.FromString(serialized)
-    except Exception:  # protobuf's DecodeError: not an Example at all
+    except DecodeError:  # not an Example at all
         return f"is not a serialized tf.train.Example ({len(serialized)} bytes)"
     features = example.features.feature
     for key in FEATURE_KEYS:
@@ -137,7 +138,7 @@ def scan_file(path: str, max_seq_length: int) -> BadRecords | None:
     framing_error = None
     try:
         readable = _count(records)
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
         framing_error = _tf_message(e)
         readable = _count(records.ignore_errors())  # the reader gives up on a file at its first error
     spec = {key: tf.io.FixedLenFeature([max_seq_length], tf.int64) for key in FEATURE_KEYS}
