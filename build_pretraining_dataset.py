@@ -75,7 +75,8 @@ def main(argv):
     print(f"examples:         {stats.examples}")
     print(f"tokens:           {stats.tokens} (non-padding positions, [CLS]/[SEP] included)")
     print(f"truncated tokens: {stats.truncated_tokens}")
-    print(f"skipped lines:    {stats.skipped_lines} (invalid UTF-8)")
+    first = f", the first at {stats.first_skipped_line}" if stats.skipped_lines else ""
+    print(f"skipped lines:    {stats.skipped_lines} (invalid UTF-8{first})")
     print(f"vocab:            {summary.vocab_file} ({summary.vocab_size} tokens{learned})")
     output_dir = os.path.dirname(summary.output_files[0])
     print(f"output:           {len(summary.output_files)} files in {output_dir}")

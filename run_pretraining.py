@@ -7,7 +7,8 @@ Reads <data_dir>/pretrain_tfrecords/pretrain_data.tfrecord* and <data_dir>/vocab
 build_pretraining_dataset.py), writes checkpoints, config.json, hparams.json and TensorBoard
 events to <data_dir>/models/<model_name>/, resuming from the latest checkpoint there. On
 SIGTERM (preemption) it saves a checkpoint and exits with code 75; rerun to resume. Exit code
-1 is a setup or data error (the message says what), 2 a non-finite loss. Every
+1 is a setup or data error (the message says what, e.g. the file and position of a corrupt
+record; --bad_records=skip skips and counts such records), 2 a non-finite loss. Every
 hparam of the original configure_pretraining.py is accepted in --hparams (a JSON string or a
 .json path) with the original names and defaults.
 """
@@ -31,6 +32,9 @@ flags.DEFINE_bool("jit_compile", False, "Compile each train step with XLA.")
 flags.DEFINE_string("init_checkpoint", None,
                     "Start from this checkpoint (original-release pretraining checkpoint or ours) when "
                     "model_dir has none.")
+flags.DEFINE_enum("bad_records", None, ["fail", "skip"],
+                  "A TFRecord that cannot be read or parsed: fail (the default: stop, naming the file and "
+                  "record) or skip (leave it out and count it). Same as \"bad_records\" in --hparams.")
 flags.mark_flags_as_required(["data_dir", "model_name"])
 
 
@@ -47,7 +51,7 @@ def main(argv):
 
     try:
         hp = resolve_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
-                             init_checkpoint=FLAGS.init_checkpoint, tpu_name=FLAGS.tpu,
+                             init_checkpoint=FLAGS.init_checkpoint, bad_records=FLAGS.bad_records, tpu_name=FLAGS.tpu,
                              tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
         strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project)
         set_mixed_precision(FLAGS.mixed_precision, strategy)

@@ -1,17 +1,21 @@
-"""Guards of a long run: one run per model_dir (a lock file), and SIGTERM as "save and stop"."""
+"""Guards of a long run: a writable model_dir with room for checkpoints, one run per model_dir
+(a lock file), no resuming another configuration's run, and SIGTERM as "save and stop"."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import time
+from typing import Iterable
 
-from convbert_tf.config import ConfigError
+from convbert_tf.config import ConfigError, ConvBertConfig
 
 LOCK_FILENAME = ".run.lock"
+CONFIG_FILENAME = "config.json"  # as checkpoints.CONFIG_FILENAME, without importing TensorFlow here
 # Exit code of an entry point that stopped on SIGTERM after saving a checkpoint: "rerun me".
 PREEMPTED_EXIT_CODE = 75
 
@@ -26,14 +30,96 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def approximate_num_parameters(config: ConvBertConfig) -> int:
+    """An encoder's parameter count from its config, within about 10% (above) for the released sizes.
+
+    Embedding tables and projection, then per layer about 4.5 D^2 for the mixed attention and its
+    output, 2 D I / G for the feed-forward, and the convolution kernels.
+    """
+    E, D, I, L = (config.resolved_embedding_size, config.hidden_size, config.intermediate_size,
+                  config.num_hidden_layers)
+    embeddings = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * E
+    embeddings += E * D if E != D else 0
+    layer = 4 * D * D + D * D // 2 + 2 * D * I // config.linear_groups + 2 * D * config.conv_kernel_size
+    return embeddings + L * layer
+
+
+def checkpoint_bytes(configs: Iterable[ConvBertConfig]) -> int:
+    """About the size of one training checkpoint of these networks: float32 weights and 2 Adam slots."""
+    return sum(approximate_num_parameters(c) for c in configs) * 3 * 4
+
+
+def _format_bytes(count: int) -> str:
+    return f"{count / 2 ** 30:.2f} GiB" if count >= 2 ** 30 else f"{count / 2 ** 20:.1f} MiB"
+
+
+def check_model_dir_writable(model_dir: str, needed_bytes: int) -> None:
+    """Before any long work: model_dir can be created and written, and has `needed_bytes` free.
+
+    Writes and removes a probe file (permission bits alone miss read-only mounts, and os.access
+    is wrong on some network filesystems), then compares shutil.disk_usage's free bytes.
+
+    A remote path (gs://...) is only created, as before these checks: it has no local free space
+    to measure (the lock file and config check on such paths are local-only as well).
+
+    Raises:
+        ConfigError: naming the directory and, for space, the free and needed bytes.
+    """
+    if "://" in model_dir:
+        os.makedirs(model_dir, exist_ok=True)
+        return
+    probe = os.path.join(model_dir, f".write-probe-{os.getpid()}")
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(probe)
+        raise ConfigError(
+            f"model_dir {model_dir} cannot be written ({e.strerror or e}); fix its permissions or mount, or "
+            "choose another directory (--model_name, --data_dir or \"model_dir\" in --hparams)") from None
+    free = shutil.disk_usage(model_dir).free
+    if free < needed_bytes:
+        raise ConfigError(
+            f"model_dir {model_dir} has {_format_bytes(free)} free, but the run needs about "
+            f"{_format_bytes(needed_bytes)} (two checkpoints with their Adam slots); free some space or "
+            "choose a directory on another disk")
+
+
+def check_saved_config(directory: str, config: ConvBertConfig, what_to_do: str) -> None:
+    """Refuses to resume in `directory` when its config.json is another configuration's.
+
+    conv_mask_padding and conv_implementation may differ (they do not change the weights).
+
+    Raises:
+        ConfigError: naming both values of every field that differs.
+    """
+    saved_path = os.path.join(directory, CONFIG_FILENAME)
+    if not os.path.exists(saved_path):
+        return
+    saved = ConvBertConfig.from_json_file(saved_path)
+    runtime = ("conv_mask_padding", "conv_implementation")
+    differ = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
+              if k not in runtime and getattr(config, k) != v}
+    if differ:
+        raise ConfigError(
+            f"{directory} holds a run of another configuration ({saved_path}): "
+            + ", ".join(f"{k} {a!r} there vs {b!r} now" for k, (a, b) in sorted(differ.items()))
+            + f"; {what_to_do}")
+
+
 @contextlib.contextmanager
-def model_dir_lock(model_dir: str):
-    """Holds `<model_dir>/.run.lock` for the run; a second run on the same model_dir is refused.
+def model_dir_lock(model_dir: str, lock_name: str = LOCK_FILENAME):
+    """Holds `<model_dir>/<lock_name>` for the run; a second run on the same model_dir is refused.
 
     A lock left by a process that no longer exists on this host is taken over. The lock file
     says which process holds it, so a user can remove it by hand if that host is gone.
     """
-    path = os.path.join(model_dir, LOCK_FILENAME)
+    path = os.path.join(model_dir, lock_name)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
     for _ in range(2):
         try:

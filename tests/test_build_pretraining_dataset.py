@@ -4,12 +4,16 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bert_reference_tokenizer import ReferenceTokenizer
 from convbert_tf.data.pretraining_dataset import DatasetBuildError, build_pretraining_dataset, find_corpus_files
+from convbert_tf.data.tokenization import BertTokenizer
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "build_pretraining_dataset.py"
@@ -253,3 +257,96 @@ def test_script_reports_bad_utf8_without_traceback_and_can_skip(tmp_path):
     skipped = run_script(*args, "--on_bad_utf8=skip")
     assert skipped.returncode == 0, skipped.stderr
     assert re.search(r"^skipped lines:\s+1 ", skipped.stdout, flags=re.M)
+
+
+# ----- fuzzing: hostile corpora never crash the builder, and every line is used or counted -----------
+FUZZ_T = 16
+FUZZ_VOCAB = vocab_tokens()
+_fuzz_tokenizer = []
+
+
+def fuzz_tokenizer():
+    if not _fuzz_tokenizer:
+        _fuzz_tokenizer.append(BertTokenizer(FUZZ_VOCAB))
+    return _fuzz_tokenizer[0]
+
+
+_TEXT_LINE = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30).map(lambda s: s.encode("utf-8"))
+_HOSTILE_LINE = st.one_of(
+    _TEXT_LINE,  # any Unicode: control characters, NUL, \r, Unicode spaces and line separators
+    st.binary(max_size=12),  # mostly invalid UTF-8
+    st.sampled_from([b"", b"\r", b"\x00\x00", b"\xef\xbb\xbf", b"\xed\xa0\x80", b"\xc3", b" \t ", "Café.".encode()]),
+    st.integers(50, 400).map(lambda n: b"alpha bravo " * n),  # far longer than an example
+)
+_FILE = st.tuples(st.lists(_HOSTILE_LINE, max_size=12), st.booleans())  # lines, trailing newline
+
+
+def expected_counts(files, blanks_separate_docs):
+    """What a correct build reports, from the bytes alone: invalid lines, documents, sentence tokens,
+    and the "<file>:<line>" of every invalid line. Lines end at \\n and are stripped."""
+    skipped, documents, sentences, invalid = 0, 0, [], set()
+    for path, data in files:
+        raw_lines = data.split(b"\n")
+        if raw_lines[-1] == b"":
+            raw_lines.pop()
+        open_document = False
+        for number, raw in enumerate(raw_lines, 1):
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                skipped += 1
+                invalid.add(f"{path}:{number}")
+                continue
+            if text:
+                open_document = True
+                sentences.append(text)
+            elif blanks_separate_docs and open_document:
+                documents, open_document = documents + 1, False
+        documents += open_document
+    tokens = sum(len(ids) for ids in fuzz_tokenizer().tokenize(sentences)) if sentences else 0
+    return skipped, documents, tokens, invalid
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(files=st.lists(_FILE, min_size=1, max_size=3), blanks_separate_docs=st.booleans(),
+       on_bad_utf8=st.sampled_from(["skip", "skip", "fail"]), seed=st.integers(0, 3))
+def test_hostile_corpora_never_crash_and_every_line_is_used_or_counted(files, blanks_separate_docs, on_bad_utf8,
+                                                                       seed):
+    with tempfile.TemporaryDirectory() as root:
+        root = pathlib.Path(root)
+        (root / "corpus").mkdir()
+        written = []
+        for index, (lines, trailing_newline) in enumerate(files):
+            path = root / "corpus" / f"part{index}.txt"
+            data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
+            path.write_bytes(data)
+            written.append((str(path), data))
+        vocab = write_vocab(root / "vocab.txt")
+        skipped, documents, tokens, invalid = expected_counts(written, blanks_separate_docs)
+        try:
+            summary = build_pretraining_dataset(
+                root / "corpus", root / "out", vocab, max_seq_length=FUZZ_T, num_output_files=2,
+                blanks_separate_docs=blanks_separate_docs, seed=seed, on_bad_utf8=on_bad_utf8)
+        except DatasetBuildError as e:  # the documented policy: fail naming the file and line
+            assert on_bad_utf8 == "fail" and invalid, e
+            location = re.match(r"(.*:\d+): invalid UTF-8", str(e)).group(1)
+            assert location in invalid
+            return
+        assert not (on_bad_utf8 == "fail" and invalid)
+        stats = summary.stats
+        assert (stats.files, stats.skipped_lines, stats.documents) == (len(files), skipped, documents)
+        assert stats.first_skipped_line in invalid if skipped else stats.first_skipped_line == ""
+
+        spec = {k: tf.io.FixedLenFeature([FUZZ_T], tf.int64) for k in ("input_ids", "input_mask", "segment_ids")}
+        sentence_tokens, examples = 0, 0
+        for path in summary.output_files:
+            for record in tf.data.TFRecordDataset(path):
+                example = {k: v.numpy() for k, v in tf.io.parse_single_example(record, spec).items()}
+                length = int(example["input_mask"].sum())
+                assert example["input_mask"][:length].all() and not example["input_mask"][length:].any()
+                specials = 3 if example["segment_ids"].any() else 2  # [CLS] A [SEP] (B [SEP])
+                sentence_tokens += length - specials
+                examples += 1
+        assert examples == stats.examples
+        # Every token of every valid line is in an example or counted as truncated.
+        assert sentence_tokens + stats.truncated_tokens == tokens

@@ -60,9 +60,12 @@ class BuildStats:
     tokens: int = 0  # non-padding positions written ([CLS] and [SEP] included)
     truncated_tokens: int = 0  # sentence tokens cut off because an example overflowed
     skipped_lines: int = 0  # lines of invalid UTF-8 skipped under on_bad_utf8="skip"
+    first_skipped_line: str = ""  # "<file>:<line>" of the first of them (of the first job with any)
 
     def __add__(self, other: "BuildStats") -> "BuildStats":
-        return BuildStats(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+        counts = {f.name: getattr(self, f.name) + getattr(other, f.name)
+                  for f in dataclasses.fields(self) if f.name != "first_skipped_line"}
+        return BuildStats(**counts, first_skipped_line=self.first_skipped_line or other.first_skipped_line)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +152,7 @@ def read_corpus_lines(path: str, on_bad_utf8: str, stats: Optional[BuildStats] =
 
     Lines end at "\\n" only. A line that is not valid UTF-8 raises DatasetBuildError naming the
     file and line (`on_bad_utf8="fail"`), or is skipped and counted in `stats.skipped_lines`
-    (`"skip"`).
+    (`"skip"`; the first one's file and line go to `stats.first_skipped_line`).
     """
     try:
         f = open(path, "rb")
@@ -173,6 +176,7 @@ def read_corpus_lines(path: str, on_bad_utf8: str, stats: Optional[BuildStats] =
                 if on_bad_utf8 == "skip":
                     if stats is not None:
                         stats.skipped_lines += 1
+                        stats.first_skipped_line = stats.first_skipped_line or f"{path}:{line_number}"
                     continue
                 raise DatasetBuildError(
                     f"{path}:{line_number}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -9,10 +10,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from convbert_tf.checkpoints import (CheckpointError, load_encoder, load_original_checkpoint,
+from convbert_tf.checkpoints import (CONFIG_FILENAME, CheckpointError, load_encoder, load_original_checkpoint,
                                      resolve_checkpoint_prefix)
 from convbert_tf.config import ConfigError
 from convbert_tf.data.tokenization import BertTokenizer, VocabError
+from convbert_tf.distribute import is_chief
 from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.finetuning import outputs as outputs_lib
 from convbert_tf.finetuning import qa as qa_lib
@@ -23,6 +25,7 @@ from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
 from convbert_tf.finetuning.tasks import DataError, DataStats, get_task, stack_model_inputs
 from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay, layerwise_lr_multipliers
+from convbert_tf.run_guard import check_model_dir_writable, check_saved_config, checkpoint_bytes, model_dir_lock
 
 RANDOM_INIT = "random"
 
@@ -80,6 +83,16 @@ class FinetuningRun:
     def log(self, message):
         print(message, file=self.out, flush=True)
 
+    def trial_dir(self, trial: int) -> str:
+        return os.path.join(self.run_dir, f"{self.hp.task_label}_model_{trial}")
+
+    def check_run_dir(self) -> None:
+        """Refuses an unwritable or full run directory, or trial directories of another configuration."""
+        check_model_dir_writable(self.run_dir, 2 * checkpoint_bytes([self.config]))
+        for trial in range(1, self.hp.num_trials + 1):
+            check_saved_config(self.trial_dir(trial), self.config, "remove that directory to fine-tune this "
+                               "configuration, or use another --model_name")
+
     # ----- data ------------------------------------------------------------------------------
     def read(self, task, split):
         stats = DataStats()
@@ -133,7 +146,10 @@ class FinetuningRun:
 
     def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
         hp = self.hp
-        trial_dir = os.path.join(self.run_dir, f"{hp.task_label}_model_{trial}")
+        trial_dir = self.trial_dir(trial)
+        if hp.do_train:
+            os.makedirs(trial_dir, exist_ok=True)
+            self.config.to_json_file(os.path.join(trial_dir, CONFIG_FILENAME))
         keras.utils.set_random_seed(hp.seed + trial - 1)
         model, optimizer, loss_scale = self.build(num_steps)
         trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile, loss_scale)
@@ -225,7 +241,7 @@ class FinetuningRun:
 
     def remove_checkpoints(self, trial):
         """keep_all_models=False: a finished trial keeps its predictions and exports, not its weights."""
-        trial_dir = os.path.join(self.run_dir, f"{self.hp.task_label}_model_{trial}")
+        trial_dir = self.trial_dir(trial)
         for name in os.listdir(trial_dir):
             if name.startswith("ckpt-") or name == "checkpoint":
                 os.remove(os.path.join(trial_dir, name))
@@ -256,5 +272,14 @@ class FinetuningRun:
 
 
 def run_finetuning(hp: FinetuningHParams, strategy, jit_compile=False, out=sys.stdout) -> dict:
-    """Fine-tunes hp.task_names for hp.num_trials trials; returns {task: {trials, median}}."""
-    return FinetuningRun(hp, strategy, jit_compile, out).run()
+    """Fine-tunes hp.task_names for hp.num_trials trials; returns {task: {trials, median}}.
+
+    Before reading any data: model_dir/finetuning_models must be writable with room for two
+    checkpoints, and no other run may be fine-tuning the same tasks there (a lock file per task
+    set); a trial directory holding another configuration's checkpoint is refused.
+    """
+    run = FinetuningRun(hp, strategy, jit_compile, out)
+    run.check_run_dir()
+    lock = model_dir_lock(run.run_dir, f".{hp.task_label}.run.lock") if is_chief(strategy) else contextlib.nullcontext()
+    with lock:
+        return run.run()

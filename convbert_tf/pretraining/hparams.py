@@ -12,6 +12,7 @@ import os
 from typing import Mapping
 
 from convbert_tf.config import ConfigError, ConvBertConfig, generator_config
+from convbert_tf.pretraining.input_pipeline import BAD_RECORDS_CHOICES
 from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
 
 # Per-size values of the original (reference §4.5).
@@ -98,6 +99,10 @@ class PretrainingHParams(ModelHParams):
     """Masked slots per sequence; derived as int((mask_prob + 0.005) * max_seq_length)."""
     sample_with_replacement: bool = False
     """Reproduce the original's masking, which samples positions with replacement."""
+    bad_records: str = "fail"
+    """Not in the original. A TFRecord that cannot be read (truncated, CRC mismatch) or parsed (a
+    feature missing or not of length max_seq_length): "fail" stops with an error naming the file
+    and record; "skip" leaves it out (a broken file is read up to the break), counts it and goes on."""
 
     # Paths (derived from --data_dir unless given).
     pretrain_tfrecords: str | None = None
@@ -168,6 +173,9 @@ def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None =
     if user.get("debug"):
         values.update(DEBUG_HPARAMS)
     values.update(user)
+    if values.get("bad_records", "fail") not in BAD_RECORDS_CHOICES:
+        raise ConfigError(f"--hparams: bad_records is {values['bad_records']!r}; use one of "
+                          f"{list(BAD_RECORDS_CHOICES)}")
     if values.get("untied_generator_embeddings"):
         raise ConfigError("--hparams: untied_generator_embeddings=true is not supported; the generator "
                           "shares the discriminator's embeddings")

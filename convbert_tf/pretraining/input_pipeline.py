@@ -11,10 +11,14 @@ dynamic, so it is not stored).
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import re
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 FEATURE_KEYS = ("input_ids", "input_mask", "segment_ids")
 
@@ -41,6 +45,25 @@ def expand_file_patterns(file_patterns: str | Sequence[str]) -> list[str]:
     return files
 
 
+def describe_record_problem(serialized: bytes, max_seq_length: int) -> str | None:
+    """What keeps one serialized record from parsing as three int64 [T] features; None if it parses."""
+    try:
+        example = tf.train.Example.FromString(serialized)
+    except DecodeError:  # not an Example at all
+        return f"is not a serialized tf.train.Example ({len(serialized)} bytes)"
+    features = example.features.feature
+    for key in FEATURE_KEYS:
+        if key not in features:
+            return f"has no feature {key!r} (it has {sorted(features)})"
+        feature = features[key]
+        if feature.WhichOneof("kind") != "int64_list":
+            return f"has feature {key!r} of kind {feature.WhichOneof('kind')}, not int64_list"
+        found = len(feature.int64_list.value)
+        if found != max_seq_length:
+            return f"has feature {key!r} of length {found}, but max_seq_length is {max_seq_length}"
+    return None
+
+
 def check_record_length(path: str, max_seq_length: int) -> None:
     """Reads the first record of `path` and checks its three features have length T.
 
@@ -51,21 +74,155 @@ def check_record_length(path: str, max_seq_length: int) -> None:
             max_seq_length, when a feature is missing or has another length.
     """
     for serialized in tf.data.TFRecordDataset(path).take(1):
-        example = tf.train.Example.FromString(serialized.numpy())
-        features = example.features.feature
-        for key in FEATURE_KEYS:
-            if key not in features:
-                raise ValueError(
-                    f"{path}: the first record has no feature {key!r} (it has "
-                    f"{sorted(features)}); pretraining records need {list(FEATURE_KEYS)}."
-                )
-            found = len(features[key].int64_list.value)
-            if found != max_seq_length:
-                raise ValueError(
-                    f"{path}: feature {key!r} of the first record has length {found}, but "
-                    f"max_seq_length is {max_seq_length}; rebuild the records with "
-                    f"--max-seq-length {max_seq_length} or set max_seq_length={found}."
-                )
+        problem = describe_record_problem(serialized.numpy(), max_seq_length)
+        if problem is not None:
+            raise ValueError(
+                f"{path}: the first record {problem}; pretraining records need int64 features "
+                f"{list(FEATURE_KEYS)} of length max_seq_length. Rebuild the records with "
+                f"--max_seq_length {max_seq_length}, or set max_seq_length to the records' length."
+            )
+
+
+# ----- bad records: finding them after the pipeline failed, and leaving them out ---------------
+BAD_RECORDS_CHOICES = ("fail", "skip")
+_RECORD_FRAMING_BYTES = 16  # a TFRecord is: length (8), its CRC (4), the data, the data's CRC (4)
+
+
+class BadRecordError(ValueError):
+    """A TFRecord file holds a record that cannot be read or parsed; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BadRecords:
+    """What `scan_file` found wrong in one TFRecord file.
+
+    Attributes:
+        path: the file.
+        readable: records before a framing error (a truncated file, a CRC mismatch), or every
+            record when the framing is intact. Nothing after a framing error can be read.
+        unparseable: indices (< readable) of records that are not three int64 [T] features.
+        framing_error: TensorFlow's message for the framing error, or None.
+    """
+
+    path: str
+    readable: int
+    unparseable: tuple = ()
+    framing_error: str | None = None
+
+    @property
+    def count(self) -> int:
+        """Bad records: each unparseable one, plus one for an unreadable tail."""
+        return len(self.unparseable) + (self.framing_error is not None)
+
+    @property
+    def first_index(self) -> int:
+        return self.unparseable[0] if self.unparseable else self.readable
+
+
+def _count(dataset: tf.data.Dataset) -> int:
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def _tf_message(error: tf.errors.OpError) -> str:
+    """TensorFlow's error message without the op and function names around it."""
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", error.message)
+    return re.sub(r"\s*\[Op:\w+\].*$", "", message, flags=re.S).strip()
+
+
+def scan_file(path: str, max_seq_length: int) -> BadRecords | None:
+    """Reads every record of `path` (in tf.data, no per-record Python); None if all are good.
+
+    A few passes over the file; meant for locating a bad record once training has hit one.
+    """
+    records = tf.data.TFRecordDataset(path)
+    framing_error = None
+    try:
+        readable = _count(records)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        framing_error = _tf_message(e)
+        readable = _count(records.ignore_errors())  # the reader gives up on a file at its first error
+    spec = {key: tf.io.FixedLenFeature([max_seq_length], tf.int64) for key in FEATURE_KEYS}
+    parsed_indices = (
+        records.take(readable).enumerate()
+        .map(lambda index, record: (index, tf.io.parse_single_example(record, spec)))
+        .ignore_errors()
+        .map(lambda index, _: index)
+        .batch(1 << 16)
+    )
+    good = np.concatenate([batch.numpy() for batch in parsed_indices] + [np.zeros([0], np.int64)])
+    unparseable = tuple(int(i) for i in np.setdiff1d(np.arange(readable), good))
+    if framing_error is None and not unparseable:
+        return None
+    return BadRecords(path, readable, unparseable, framing_error)
+
+
+def record_offset(path: str, index: int) -> int:
+    """Byte offset in `path` at which record `index` starts (counting the readable ones before it)."""
+    sizes = tf.data.TFRecordDataset(path).take(index).map(tf.strings.length)
+    return int(sizes.reduce(tf.constant(0, tf.int64),
+                            lambda total, size: total + tf.cast(size, tf.int64) + _RECORD_FRAMING_BYTES))
+
+
+def describe_bad_records(bad: BadRecords, max_seq_length: int) -> str:
+    """'<path>: record <i> (byte offset <o>) <what is wrong>', plus how many more the file holds."""
+    index = bad.first_index
+    if bad.unparseable:
+        serialized = next(iter(tf.data.TFRecordDataset(bad.path).skip(index).take(1))).numpy()
+        problem = describe_record_problem(serialized, max_seq_length) or "does not parse"
+    else:
+        problem = f"cannot be read ({bad.framing_error}); the file is truncated or corrupt from here on"
+    text = f"{bad.path}: record {index} (byte offset {record_offset(bad.path, index)}) {problem}"
+    if bad.count > 1:
+        text += f" ({bad.count - 1} more bad record(s) in this file)"
+    return text
+
+
+def find_bad_records(files: Sequence[str], max_seq_length: int, *, first_only: bool,
+                     scanned: dict | None = None) -> list[BadRecords]:
+    """Scans `files` in order for records that cannot be read or parsed.
+
+    Args:
+        files: TFRecord files.
+        max_seq_length: T.
+        first_only: stop at the first file with a bad record.
+        scanned: earlier results by file (`BadRecords`, or None for a good file); those files are
+            not scanned again, and every new result is added, so repeated calls read each file once.
+
+    Returns:
+        A `BadRecords` for each newly scanned file with bad records, in file order.
+    """
+    scanned = {} if scanned is None else scanned
+    found = []
+    for path in files:
+        if path in scanned:
+            continue
+        scanned[path] = scan_file(path, max_seq_length)
+        if scanned[path] is not None:
+            found.append(scanned[path])
+            if first_only:
+                break
+    return found
+
+
+def _without_bad_records(records: tf.data.Dataset, file_id: tf.Tensor, readable: tf.Tensor,
+                         bad_keys: tf.Tensor) -> tf.data.Dataset:
+    """The readable records of one file minus its unparseable ones.
+
+    `bad_keys` is sorted int64 [K] of file_id * 2^40 + record index; `readable` -1 means all.
+    """
+    records = records.take(readable)
+    if bad_keys.shape[0] == 0:
+        return records
+    num_keys = tf.size(bad_keys, out_type=tf.int64)
+
+    def keep(index, record):
+        del record
+        key = file_id * (1 << 40) + index
+        position = tf.searchsorted(bad_keys, tf.reshape(key, [1]), out_type=tf.int64)[0]
+        is_bad = tf.logical_and(position < num_keys, tf.gather(bad_keys, tf.minimum(position, num_keys - 1)) == key)
+        return tf.logical_not(is_bad)
+
+    return records.enumerate().filter(keep).map(lambda index, record: record)
 
 
 def _parse_batch(serialized: tf.Tensor, max_seq_length: int) -> dict[str, tf.Tensor]:
@@ -86,6 +243,7 @@ def pretraining_dataset(
     shuffle_buffer: int = 100,
     cycle_length: int = 4,
     mask_fn: MaskFn | None = None,
+    exclude: Mapping[str, BadRecords] | None = None,
 ) -> tf.data.Dataset:
     """Batches of pretraining features, as the original's input function (§4.1).
 
@@ -118,6 +276,10 @@ def pretraining_dataset(
             batch index); its outputs are added to the features. For example
             `lambda f, s: mask_tokens(f["input_ids"], f["input_mask"], mask_id=103,
             special_ids=(101, 102, 103), seed=s)`.
+        exclude: bad records to leave out, by file (from `find_bad_records`): a file is read
+            up to its framing error, without its unparseable records. Files not in it are
+            read as they are; a bad record there makes the iterator raise
+            DataLossError (framing) or InvalidArgumentError (parsing).
 
     Returns:
         A `tf.data.Dataset` of dicts with `input_ids`, `input_mask`, `segment_ids`, each
@@ -133,14 +295,21 @@ def pretraining_dataset(
             f"batch_size={batch_size}, max_seq_length={max_seq_length}."
         )
     files = expand_file_patterns(file_patterns)
-    check_record_length(files[0], max_seq_length)
+    exclude = exclude or {}
+    for path in [f for f in files if f not in exclude][:1]:
+        check_record_length(path, max_seq_length)
 
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     shard_files = len(files) >= num_pipelines
     deterministic = seed is not None or not is_training
 
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    readable = [exclude[f].readable if f in exclude else -1 for f in files]  # -1: every record
+    bad_keys = tf.constant(sorted(i * (1 << 40) + r for i, f in enumerate(files) if f in exclude
+                                  for r in exclude[f].unparseable), tf.int64, shape=None)
+    bad_keys = tf.reshape(bad_keys, [-1])  # [K]
+    dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64),
+                                                  tf.constant(readable, tf.int64)))
     num_files = len(files)
     if num_pipelines > 1 and shard_files:
         dataset = dataset.shard(num_pipelines, pipeline_id)
@@ -149,8 +318,10 @@ def pretraining_dataset(
         dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.repeat()
 
-    def read_file(path):
+    def read_file(path, file_id, readable_records):
         records = tf.data.TFRecordDataset(path)
+        if exclude:
+            records = _without_bad_records(records, file_id, readable_records, bad_keys)
         if num_pipelines > 1 and not shard_files:
             records = records.shard(num_pipelines, pipeline_id)
         return records

@@ -30,7 +30,8 @@ from convbert_tf.pretraining import input_pipeline
 from convbert_tf.pretraining.hparams import PretrainingHParams
 from convbert_tf.pretraining.masking import mask_tokens
 from convbert_tf.pretraining.model import ElectraPretrainer, step_metric_sums
-from convbert_tf.run_guard import PreemptionWatcher, model_dir_lock
+from convbert_tf.run_guard import (PreemptionWatcher, check_model_dir_writable, check_saved_config, checkpoint_bytes,
+                                   model_dir_lock)
 
 HPARAMS_FILENAME = "hparams.json"
 SPECIAL_TOKENS = tokenization.SPECIAL_TOKENS
@@ -77,20 +78,11 @@ def _write_json_atomically(path: str, text: str) -> None:
 
 
 def check_model_dir(hp: PretrainingHParams, config: ConvBertConfig) -> None:
-    """Refuses a model_dir that holds another configuration's run, or cannot be written."""
-    os.makedirs(hp.model_dir, exist_ok=True)
-    if not os.access(hp.model_dir, os.W_OK):
-        raise ConfigError(f"model_dir {hp.model_dir} is not writable")
-    saved_path = os.path.join(hp.model_dir, CONFIG_FILENAME)
-    if os.path.exists(saved_path):
-        saved = ConvBertConfig.from_json_file(saved_path)
-        runtime = dict(conv_mask_padding=config.conv_mask_padding, conv_implementation=config.conv_implementation)
-        if saved.replace(**runtime) != config:
-            differ = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
-            raise ConfigError(
-                f"model_dir {hp.model_dir} holds a run of another configuration ({saved_path}): "
-                + ", ".join(f"{k} {a!r} there vs {b!r} now" for k, (a, b) in sorted(differ.items()))
-                + "; use another --model_name or remove that directory")
+    """Refuses a model_dir that cannot be written, lacks room for checkpoints, or holds another
+    configuration's run."""
+    networks = [config, hp.generator_config()] if hp.electra_objective else [config]
+    check_model_dir_writable(hp.model_dir, 2 * checkpoint_bytes(networks))
+    check_saved_config(hp.model_dir, config, "use another --model_name or remove that directory")
 
 
 class Pretraining:
@@ -225,8 +217,10 @@ class Pretraining:
         return train_loop
 
     # ----- data --------------------------------------------------------------------------------
-    def distributed_dataset(self, files, batch_size, is_training, skip_steps=0):
+    def distributed_dataset(self, files, batch_size, is_training, skip_steps=0, exclude=None):
         """Per-replica batches, masked in the input pipeline with per-example seeds.
+
+        `exclude` holds the bad records to leave out (see `input_pipeline.BadRecords`).
 
         Every example's masking and sampling seeds derive from (seed, input pipeline, its
         index in the pipeline's stream), so the randomness of a step does not depend on how
@@ -248,7 +242,7 @@ class Pretraining:
         def dataset_fn(context):
             dataset = input_pipeline.pretraining_dataset(
                 files, per_replica, hp.max_seq_length, is_training=is_training, input_context=context,
-                seed=hp.seed)
+                seed=hp.seed, exclude=exclude)
             replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
             skip_batches = skip_steps * replicas_per_pipeline
             if skip_batches:
@@ -274,6 +268,32 @@ class Pretraining:
     def log(self, message: str) -> None:
         if self.chief:
             print(message, file=self.out, flush=True)
+
+
+def locate_bad_records(run: Pretraining, files, scanned: dict, error: tf.errors.OpError, where: str) -> dict:
+    """After the input pipeline failed on `files`: finds the first bad record in file order and
+    raises an error naming it, or under bad_records="skip" returns the records to leave out.
+
+    `scanned` (file -> BadRecords, or None for a good file) carries the scans of earlier calls
+    and is updated, so a run reads each file at most once to look for bad records. Re-raises
+    `error` when no file holds a bad record.
+    """
+    hp = run.hp
+    run.log(f"the input pipeline failed ({type(error).__name__}); looking for bad records in {len(files)} file(s)")
+    found = input_pipeline.find_bad_records(files, hp.max_seq_length, first_only=True, scanned=scanned)
+    if not found:
+        raise error
+    message = input_pipeline.describe_bad_records(found[0], hp.max_seq_length)
+    if hp.bad_records != "skip":
+        raise input_pipeline.BadRecordError(
+            f"{message}. {where}. Rebuild or remove that file, or pass --bad_records=skip (\"bad_records\": "
+            "\"skip\" in --hparams) to leave bad records out and count them") from None
+    excluded = {path: bad for path, bad in scanned.items() if bad is not None}
+    if all(f in excluded and excluded[f].readable == len(excluded[f].unparseable) for f in files):
+        raise input_pipeline.BadRecordError(f"no good record is left in the {len(files)} file(s): {message}; "
+                                            f"were they written for max_seq_length {hp.max_seq_length}?")
+    run.log(f"skipping: {message}")
+    return excluded
 
 
 def _format_eta(seconds: float) -> str:
@@ -327,10 +347,19 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
     end = hp.num_train_steps if stop_at_step is None else min(stop_at_step, hp.num_train_steps)
     step, last, begun, last_logged = start, {}, time.perf_counter(), start
     window_start, window_steps = time.perf_counter(), 0
+    scanned, excluded = {}, {}  # files scanned for bad records; the bad records left out (bad_records="skip")
     while step < end:
         steps = min(hp.iterations_per_loop, end - step,
                     hp.save_checkpoints_steps - step % hp.save_checkpoints_steps)
-        values = train_loop(iterator, tf.constant(steps))
+        try:
+            values = train_loop(iterator, tf.constant(steps))
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            step = int(run.optimizer.iterations.numpy())
+            excluded = locate_bad_records(run, train_files, scanned, error, f"Training stopped at step {step}; "
+                                          f"the last checkpoint is {manager.latest_checkpoint or 'none yet'}")
+            iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, skip_steps=step,
+                                                    exclude=excluded))
+            continue
         step = int(run.optimizer.iterations.numpy())
         window_steps += steps
         last = {k: float(v) for k, v in values.items()}
@@ -351,6 +380,8 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
                     + f" | {tokens_per_sec:,.0f} tok/s | ETA {_format_eta(eta)}")
             if run.float16:
                 line += f" | skipped {int(run.loss_scale.skipped_steps.numpy())}"
+            if excluded:
+                line += f" | bad records {sum(bad.count for bad in excluded.values())}"
             run.log(line)
             if writer is not None:
                 with writer.as_default(step=step):
@@ -364,11 +395,14 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
             run.log(f"SIGTERM: stopped at step {step} with checkpoint {manager.latest_checkpoint}; "
                     "rerun the same command to resume")
             return dict(last, step=step, checkpoint=manager.latest_checkpoint, preempted=True)
-    run.log(f"done: {step} steps in {time.perf_counter() - begun:.0f}s; checkpoint {manager.latest_checkpoint}")
+    bad_count = sum(bad.count for bad in excluded.values())
+    run.log(f"done: {step} steps in {time.perf_counter() - begun:.0f}s; checkpoint {manager.latest_checkpoint}"
+            + (f"; skipped {bad_count} bad record(s) in {len(excluded)} file(s)" if excluded else ""))
     if hp.export_at_end and step >= hp.num_train_steps and run.chief:
         export_run(run, step)
     last["step"] = step
     last["checkpoint"] = manager.latest_checkpoint
+    last["bad_records"] = bad_count
     return last
 
 
@@ -416,12 +450,18 @@ def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.s
         return strategy.run(replica_fn, args=(features,))
 
     collected: dict = {}
-    batches = 0
-    for _ in range(hp.num_eval_steps):
+    batches, scanned = 0, {}
+    while batches < hp.num_eval_steps:
         try:
             features = next(iterator)
         except (StopIteration, tf.errors.OutOfRangeError):
             break
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            excluded = locate_bad_records(run, eval_files, scanned, error,
+                                          f"Evaluation stopped after {batches} batches")
+            iterator = iter(run.distributed_dataset(eval_files, hp.eval_batch_size, False, skip_steps=batches,
+                                                    exclude=excluded))
+            continue
         for key, value in eval_step(features).items():
             for local in strategy.experimental_local_results(value):
                 collected.setdefault(key, []).append(np.asarray(local))

@@ -1,0 +1,293 @@
+"""Data and setup faults: corrupt, truncated and misshapen TFRecords (fail with the file and record,
+or skip and count), an unwritable or full model_dir, and fine-tuning's run-directory guards."""
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from convbert_tf.config import ConfigError, ConvBertConfig
+from convbert_tf.encoder import ConvBertEncoder
+from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
+from convbert_tf.finetuning.runner import run_finetuning
+from convbert_tf.pretraining import input_pipeline, trainer
+from convbert_tf.pretraining.hparams import resolve_hparams
+from convbert_tf.run_guard import LOCK_FILENAME, approximate_num_parameters, checkpoint_bytes, model_dir_lock
+from tests.finetuning_data import HPARAMS as FINETUNING_HPARAMS
+from tests.finetuning_data import write_pretrained, write_sst
+from tests.pretraining_data import SEQ_LENGTH, TINY_HPARAMS, example, write_data_dir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CPU = tf.distribute.OneDeviceStrategy("/cpu:0")
+T = 8
+FRAMING = 16  # bytes around each TFRecord's data: length, length CRC, data CRC
+
+
+def serialized(first_id, length=T, drop=None):
+    """One record whose input_ids start with `first_id`; `drop` leaves a feature out."""
+    proto = example([first_id] + [7] * 3, length)
+    if drop:
+        del proto.features.feature[drop]
+    return proto.SerializeToString()
+
+
+def write(path, records):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    return str(path)
+
+
+def offset_of(records, index):
+    return sum(len(r) + FRAMING for r in records[:index])
+
+
+def flip_byte(path, position):
+    data = bytearray(open(path, "rb").read())
+    data[position] ^= 0x40
+    open(path, "wb").write(bytes(data))
+
+
+def good_records(count, start=1):
+    return [serialized(start + i) for i in range(count)]
+
+
+# ----- locating bad records -----------------------------------------------------------------------
+def test_scan_names_misshapen_truncated_and_corrupt_records_with_their_offsets(tmp_path):
+    records = good_records(10)
+    records[3] = serialized(100, length=6)  # wrong length
+    records[7] = serialized(200, drop="segment_ids")  # a missing feature
+    misshapen = write(tmp_path / "misshapen.tfrecord", records)
+    bad = input_pipeline.scan_file(misshapen, T)
+    assert (bad.readable, bad.unparseable, bad.framing_error, bad.count) == (10, (3, 7), None, 2)
+    message = input_pipeline.describe_bad_records(bad, T)
+    assert message.startswith(f"{misshapen}: record 3 (byte offset {offset_of(records, 3)}) has feature "
+                              "'input_ids' of length 6, but max_seq_length is 8")
+    assert "1 more bad record" in message
+
+    good = good_records(10)
+    truncated = write(tmp_path / "truncated.tfrecord", good)
+    with open(truncated, "r+b") as f:
+        f.truncate(os.path.getsize(truncated) - 5)  # the last record loses its tail
+    bad = input_pipeline.scan_file(truncated, T)
+    assert (bad.readable, bad.unparseable, bad.count) == (9, (), 1)
+    assert f"{truncated}: record 9 (byte offset {offset_of(good, 9)}) cannot be read (truncated record" \
+        in input_pipeline.describe_bad_records(bad, T)
+
+    corrupt = write(tmp_path / "corrupt.tfrecord", good)
+    flip_byte(corrupt, offset_of(good, 4) + 12 + 5)  # inside record 4's data: its CRC no longer matches
+    bad = input_pipeline.scan_file(corrupt, T)
+    assert (bad.readable, bad.unparseable) == (4, ())
+    assert re.match(rf"{re.escape(corrupt)}: record 4 \(byte offset {offset_of(good, 4)}\) cannot be read "
+                    r"\(corrupted record", input_pipeline.describe_bad_records(bad, T))
+
+    garbage = write(tmp_path / "garbage.tfrecord", [b"\xff\x00 not a proto"] + good_records(2))
+    bad = input_pipeline.scan_file(garbage, T)
+    assert bad.unparseable == (0,)
+    assert "is not a serialized tf.train.Example" in input_pipeline.describe_bad_records(bad, T)
+
+    assert input_pipeline.scan_file(write(tmp_path / "good.tfrecord", good), T) is None
+    found = input_pipeline.find_bad_records([str(tmp_path / "good.tfrecord"), misshapen, truncated], T,
+                                            first_only=True)
+    assert [b.path for b in found] == [misshapen]
+
+
+def test_pipeline_leaves_out_exactly_the_bad_records(tmp_path):
+    records = good_records(10, start=10)
+    records[2] = serialized(999, length=5)
+    files = [write(tmp_path / "a.tfrecord", records), write(tmp_path / "b.tfrecord", good_records(10, start=30))]
+    flip_byte(files[1], offset_of(good_records(10, start=30), 6) + 14)  # record 6 of b is corrupt
+    with pytest.raises(tf.errors.OpError):  # without exclusions the pipeline fails
+        list(input_pipeline.pretraining_dataset(files, 1, T, is_training=False))
+    found = input_pipeline.find_bad_records(files, T, first_only=False)
+    dataset = input_pipeline.pretraining_dataset(files, 1, T, is_training=False,
+                                                 exclude={b.path: b for b in found})
+    read = sorted(int(batch["input_ids"][0, 0]) for batch in dataset)
+    assert read == [i for i in range(10, 20) if i != 12] + list(range(30, 36))
+
+
+# ----- pretraining with bad records ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def damaged_data_dir(tmp_path_factory):
+    """Two files: the first (the training file) has a misshapen record 10 and a truncated end."""
+    data_dir = write_data_dir(str(tmp_path_factory.mktemp("damaged")), num_files=2, records_per_file=64)
+    train_file = os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord-0-of-2")
+    records = [bytes(r.numpy()) for r in tf.data.TFRecordDataset(train_file)]
+    records[10] = example([2, 5, 5, 3], SEQ_LENGTH - 1).SerializeToString()
+    write(train_file, records)
+    with open(train_file, "r+b") as f:
+        f.truncate(os.path.getsize(train_file) - 3)
+    return data_dir, train_file, offset_of(records, 10)
+
+
+def tiny(data_dir, name, **changes):
+    values = dict(TINY_HPARAMS, num_train_steps=2, iterations_per_loop=1, save_checkpoints_steps=2, **changes)
+    return resolve_hparams(values, data_dir=data_dir, model_name=name)
+
+
+def pipeline_error(files):
+    """The error the input pipeline raises on these files."""
+    with pytest.raises(tf.errors.OpError) as error:
+        list(input_pipeline.pretraining_dataset(files, 8, SEQ_LENGTH, is_training=False))
+    return error.value
+
+
+def test_locating_a_pipeline_error_names_the_record_or_excludes_it(damaged_data_dir, tmp_path):
+    data_dir, train_file, offset = damaged_data_dir
+    error = pipeline_error([train_file])
+    logs = []
+    run = types.SimpleNamespace(hp=tiny(data_dir, "x"), log=logs.append)
+    with pytest.raises(input_pipeline.BadRecordError, match=re.escape(
+            f"{train_file}: record 10 (byte offset {offset}) has feature 'input_ids' of length {SEQ_LENGTH - 1}")
+            + ".*Training stopped at step 3.*--bad_records=skip"):
+        trainer.locate_bad_records(run, [train_file], {}, error, "Training stopped at step 3")
+
+    run = types.SimpleNamespace(hp=tiny(data_dir, "x", bad_records="skip"), log=logs.append)
+    good_file = write(tmp_path / "good.tfrecord", [example([2, 5, 3], SEQ_LENGTH).SerializeToString()] * 3)
+    scanned = {}
+    excluded = trainer.locate_bad_records(run, [good_file, train_file], scanned, error, "")
+    assert list(excluded) == [train_file] and scanned[good_file] is None
+    assert (excluded[train_file].readable, excluded[train_file].unparseable) == (63, (10,))
+    assert logs[-1].startswith(f"skipping: {train_file}: record 10")
+    with pytest.raises(tf.errors.OpError):  # nothing new to exclude: the error is not about these records
+        trainer.locate_bad_records(run, [good_file, train_file], scanned, error, "")
+
+    hopeless = write(tmp_path / "hopeless.tfrecord", [serialized(1, length=5)] * 4)
+    with pytest.raises(input_pipeline.BadRecordError, match="no good record is left in the 1 file.*hopeless"):
+        trainer.locate_bad_records(run, [hopeless], {}, error, "")
+
+
+@pytest.mark.slow  # an in-process training run: 10-20 s
+def test_bad_record_stops_training_naming_file_record_and_offset(damaged_data_dir):
+    data_dir, train_file, offset = damaged_data_dir
+    hp = tiny(data_dir, "fails")
+    with pytest.raises(input_pipeline.BadRecordError) as error:
+        trainer.train(hp, CPU, out=io.StringIO())
+    message = str(error.value)
+    assert message.startswith(f"{train_file}: record 10 (byte offset {offset}) has feature 'input_ids' of length "
+                              f"{SEQ_LENGTH - 1}, but max_seq_length is {SEQ_LENGTH}")
+    assert "1 more bad record" in message and "--bad_records=skip" in message
+    assert re.search(r"Training stopped at step \d; the last checkpoint is none yet", message)
+    assert not os.path.exists(os.path.join(hp.model_dir, LOCK_FILENAME))
+
+
+@pytest.mark.slow  # an in-process training run: 10-20 s
+def test_skip_mode_trains_past_bad_records_and_counts_them(damaged_data_dir):
+    data_dir, train_file, _ = damaged_data_dir
+    out = io.StringIO()
+    result = trainer.train(tiny(data_dir, "skips", bad_records="skip"), CPU, out=out)
+    log = out.getvalue()
+    assert result["step"] == 2 and np.isfinite(result["total_loss"])
+    assert result["bad_records"] == 2  # the misshapen record and the truncated tail
+    assert f"skipping: {train_file}: record 10" in log
+    assert re.search(r"^step 2/2 .*\| bad records 2$", log, flags=re.M), log
+    assert "skipped 2 bad record(s) in 1 file(s)" in log
+
+
+def test_bad_records_hparam_is_checked():
+    with pytest.raises(ConfigError, match="bad_records is 'ignore'; use one of \\['fail', 'skip'\\]"):
+        resolve_hparams(dict(TINY_HPARAMS, bad_records="ignore"), data_dir="/tmp", model_name="x")
+
+
+@pytest.mark.slow
+def test_script_exits_1_naming_the_bad_record_and_skips_with_the_flag(damaged_data_dir):
+    data_dir, train_file, _ = damaged_data_dir
+    hparams = json.dumps(dict(TINY_HPARAMS, num_train_steps=2, iterations_per_loop=1))
+    command = [sys.executable, "run_pretraining.py", f"--data_dir={data_dir}", f"--hparams={hparams}"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    failed = subprocess.run(command + ["--model_name=script_fails"], cwd=ROOT, capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert failed.returncode == 1
+    assert f"error: {train_file}: record 10" in failed.stderr and "Traceback" not in failed.stderr
+    skipped = subprocess.run(command + ["--model_name=script_skips", "--bad_records=skip"], cwd=ROOT,
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert "skipped 2 bad record(s) in 1 file(s)" in skipped.stdout
+
+
+# ----- setup: unwritable or full model_dir ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_data_dir(str(tmp_path_factory.mktemp("setup")), num_files=1, records_per_file=16)
+
+
+def test_unwritable_model_dir_is_refused_before_anything_is_built(data_dir, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    hp = tiny(data_dir, "x", model_dir=str(blocker / "run"))
+    with pytest.raises(ConfigError, match=f"model_dir {re.escape(str(blocker / 'run'))} cannot be written"):
+        trainer.train(hp, CPU, out=io.StringIO())
+    if os.geteuid() != 0:  # root writes through permission bits
+        read_only = tmp_path / "read_only"
+        read_only.mkdir()
+        read_only.chmod(0o500)
+        try:
+            with pytest.raises(ConfigError, match="cannot be written .*Permission denied"):
+                trainer.train(tiny(data_dir, "x", model_dir=str(read_only)), CPU, out=io.StringIO())
+        finally:
+            read_only.chmod(0o700)
+
+
+def test_full_disk_is_refused_naming_free_and_needed_bytes(data_dir, monkeypatch):
+    hp = tiny(data_dir, "full")
+    needed = 2 * checkpoint_bytes([hp.model_config(), hp.generator_config()])
+    usage = shutil.disk_usage(data_dir)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=needed // 2))
+    with pytest.raises(ConfigError) as error:
+        trainer.train(hp, CPU, out=io.StringIO())
+    assert str(error.value).startswith(f"model_dir {hp.model_dir} has {needed / 2 / 2 ** 20:.1f} MiB free, but the "
+                                       f"run needs about {needed / 2 ** 20:.1f} MiB")
+    assert os.listdir(hp.model_dir) == []  # refused before any checkpoint, config or lock
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=needed + 1))
+    trainer.check_model_dir(hp, hp.model_config())  # just enough
+
+
+def test_parameter_estimate_is_close_to_the_real_count():
+    config = ConvBertConfig.from_preset("small").replace(vocab_size=2000)  # mostly layers, quick to build
+    encoder = ConvBertEncoder(config)
+    encoder({k: np.zeros((1, 8), np.int32) for k in ("input_ids", "input_mask", "segment_ids")})
+    assert 1.0 <= approximate_num_parameters(config) / encoder.count_params() < 1.2
+
+
+# ----- fine-tuning's guards ---------------------------------------------------------------------------
+@pytest.fixture
+def finetuning_dir(tmp_path):
+    write_pretrained(str(tmp_path))
+    write_sst(str(tmp_path), n_train=32, n_dev=8)
+    return tmp_path
+
+
+def finetuning_hparams(data_dir, **changes):
+    return resolve_finetuning_hparams(dict(FINETUNING_HPARAMS, task_names=["sst"], **changes),
+                                      data_dir=str(data_dir), model_name="tiny")
+
+
+def test_finetuning_refuses_a_busy_full_or_mismatched_run_dir(finetuning_dir, monkeypatch):
+    hp = finetuning_hparams(finetuning_dir)
+    run_dir = os.path.join(hp.model_dir, "finetuning_models")
+    os.makedirs(run_dir)
+    with model_dir_lock(run_dir, ".sst.run.lock"):
+        with pytest.raises(ConfigError, match=f"model_dir {re.escape(run_dir)} is in use by another run"):
+            run_finetuning(hp, CPU, out=io.StringIO())
+
+    trial_dir = os.path.join(run_dir, "sst_model_1")
+    os.makedirs(trial_dir)
+    hp.model_config().replace(hidden_size=64, intermediate_size=128).to_json_file(
+        os.path.join(trial_dir, "config.json"))
+    with pytest.raises(ConfigError, match=f"{re.escape(trial_dir)} holds a run of another configuration .*"
+                                          "hidden_size 64 there vs 32 now"):
+        run_finetuning(hp, CPU, out=io.StringIO())
+
+    usage = shutil.disk_usage(str(finetuning_dir))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(ConfigError, match=f"model_dir {re.escape(run_dir)} has 0.0 MiB free"):
+        run_finetuning(hp, CPU, out=io.StringIO())
