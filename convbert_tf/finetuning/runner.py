@@ -23,6 +23,7 @@ from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
 from convbert_tf.finetuning.tasks import DataError, DataStats, get_task, stack_model_inputs
 from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay, layerwise_lr_multipliers
+from convbert_tf.run_guard import TRIAL_INTERRUPTED_WRITE_PATTERNS, remove_interrupted_writes
 
 RANDOM_INIT = "random"
 
@@ -134,10 +135,18 @@ class FinetuningRun:
     def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
         hp = self.hp
         trial_dir = os.path.join(self.run_dir, f"{hp.task_label}_model_{trial}")
+        leftovers = remove_interrupted_writes(trial_dir, TRIAL_INTERRUPTED_WRITE_PATTERNS)
+        if leftovers:
+            self.log(f"trial {trial}: removed {len(leftovers)} partial write(s) of an interrupted run: "
+                     + ", ".join(os.path.relpath(p, trial_dir) for p in leftovers))
         keras.utils.set_random_seed(hp.seed + trial - 1)
         model, optimizer, loss_scale = self.build(num_steps)
         trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile, loss_scale)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, loss_scale=loss_scale)
+        # Dropout's random states are saved too (they are not checkpoint dependencies of Keras 3
+        # layers), so that a resumed trial continues the uninterrupted trial's random stream.
+        rng_states = [v for v in model.variables if "seed_generator_state" in v.path]
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, loss_scale=loss_scale,
+                                         rng_states=rng_states)
         manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
                                              step_counter=optimizer.iterations)
         start = 0
