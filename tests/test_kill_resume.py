@@ -27,12 +27,14 @@ pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-# 12 steps, a checkpoint every 4, a log line every step.
-PRETRAINING = dict(TINY_HPARAMS, num_train_steps=12, save_checkpoints_steps=4, iterations_per_loop=1,
+# 24 steps, a checkpoint every 8, a log line every step. A kill from outside after step 9's
+# line has 7 steps (about half a second) to land before ckpt-16 is recorded.
+PRETRAINING = dict(TINY_HPARAMS, num_train_steps=24, save_checkpoints_steps=8, iterations_per_loop=1,
                    log_every_steps=1, export_at_end=True)
-# 160 examples / batch 16 = 10 steps, a checkpoint every 4.
+# 640 examples / batch 16 = 40 steps, a checkpoint every 20 (fine-tuning steps are quicker:
+# 19 steps of margin for the kill after step 21's line).
 FINETUNING = dict(FINETUNING_HPARAMS, task_names=["sst"], num_train_epochs=1.0, iterations_per_loop=1,
-                  save_checkpoints_steps=4, write_test_outputs=False)
+                  save_checkpoints_steps=20, write_test_outputs=False)
 
 
 def pretraining_args(data_dir, name, **changes):
@@ -140,29 +142,29 @@ def test_sigkill_during_a_train_step_resumes_to_the_same_weights(pretraining):
     data_dir, whole = pretraining
     args = pretraining_args(data_dir, "killed_in_step", export_at_end=False)
     model_dir = os.path.join(data_dir, "models", "killed_in_step")
-    log = kill_when_logged(args, os.path.join(data_dir, "step.log"), "step 5/12")
-    assert latest(model_dir) == "ckpt-4", f"the kill did not land between ckpt-4 and ckpt-8:\n{log[-2000:]}"
+    log = kill_when_logged(args, os.path.join(data_dir, "step.log"), "step 9/24")
+    assert latest(model_dir) == "ckpt-8", f"the kill did not land between ckpt-8 and ckpt-16:\n{log[-2000:]}"
 
     log = run_to_the_end(args, os.path.join(data_dir, "step_rerun.log"))
-    assert f"resuming from {model_dir}/ckpt-4 at step 4" in log
-    assert latest(model_dir) == "ckpt-12"
-    assert_same_variables(os.path.join(whole, "ckpt-12"), os.path.join(model_dir, "ckpt-12"))
+    assert f"resuming from {model_dir}/ckpt-8 at step 8" in log
+    assert latest(model_dir) == "ckpt-24"
+    assert_same_variables(os.path.join(whole, "ckpt-24"), os.path.join(model_dir, "ckpt-24"))
 
 
 def test_sigkill_inside_a_checkpoint_write_is_never_resumed_from(pretraining):
     data_dir, whole = pretraining
     args = pretraining_args(data_dir, "killed_in_save", export_at_end=False)
     model_dir = os.path.join(data_dir, "models", "killed_in_save")
-    run_killed_inside(args, os.path.join(data_dir, "save.log"), "checkpoint:8")
-    # The torn ckpt-8 is on disk under its final name; the state file still names ckpt-4.
-    assert os.path.getsize(os.path.join(model_dir, "ckpt-8.index")) < os.path.getsize(
-        os.path.join(whole, "ckpt-8.index"))
-    assert latest(model_dir) == "ckpt-4"
+    run_killed_inside(args, os.path.join(data_dir, "save.log"), "checkpoint:16")
+    # The torn ckpt-16 is on disk under its final name; the state file still names ckpt-8.
+    assert os.path.getsize(os.path.join(model_dir, "ckpt-16.index")) < os.path.getsize(
+        os.path.join(whole, "ckpt-16.index"))
+    assert latest(model_dir) == "ckpt-8"
 
     log = run_to_the_end(args, os.path.join(data_dir, "save_rerun.log"))
-    assert f"resuming from {model_dir}/ckpt-4 at step 4" in log
-    assert_same_variables(os.path.join(whole, "ckpt-8"), os.path.join(model_dir, "ckpt-8"))  # rewritten whole
-    assert_same_variables(os.path.join(whole, "ckpt-12"), os.path.join(model_dir, "ckpt-12"))
+    assert f"resuming from {model_dir}/ckpt-8 at step 8" in log
+    assert_same_variables(os.path.join(whole, "ckpt-16"), os.path.join(model_dir, "ckpt-16"))  # rewritten whole
+    assert_same_variables(os.path.join(whole, "ckpt-24"), os.path.join(model_dir, "ckpt-24"))
     assert not leftovers(model_dir)
 
 
@@ -175,13 +177,13 @@ def test_sigkill_inside_the_exports_never_leaves_one_that_looks_complete(pretrai
 
     # 1. Killed inside the SavedModel write, after training: only a hidden temporary directory.
     run_killed_inside(args, os.path.join(data_dir, "export1.log"), "saved_model")
-    assert latest(model_dir) == "ckpt-12"
+    assert latest(model_dir) == "ckpt-24"
     assert not os.path.exists(saved_model)
     assert glob.glob(os.path.join(model_dir, ".saved_model.tmp-*"))
 
     # 2. The rerun exports; killed inside the original-layout write, after the SavedModel.
     log = run_killed_inside(args, os.path.join(data_dir, "export2.log"), "original_layout")
-    assert "already trained to step 12" in log and "removed 1 partial write(s)" in log
+    assert "already trained to step 24" in log and "removed 1 partial write(s)" in log
     assert os.path.exists(os.path.join(saved_model, "saved_model.pb"))
     assert latest(original_layout) is None and glob.glob(os.path.join(original_layout, ".tmp-*"))
 
@@ -190,9 +192,9 @@ def test_sigkill_inside_the_exports_never_leaves_one_that_looks_complete(pretrai
     assert "removed 1 partial write(s) of an interrupted run: original_layout/.tmp-" in log
     assert f"exported {saved_model}" in log
     assert not leftovers(model_dir)
-    assert latest(original_layout) == "model.ckpt-12"
-    assert_same_variables(os.path.join(whole, "original_layout", "model.ckpt-12"),
-                          os.path.join(original_layout, "model.ckpt-12"))
+    assert latest(original_layout) == "model.ckpt-24"
+    assert_same_variables(os.path.join(whole, "original_layout", "model.ckpt-24"),
+                          os.path.join(original_layout, "model.ckpt-24"))
     assert_same_variables(os.path.join(whole, "saved_model", "variables", "variables"),
                           os.path.join(saved_model, "variables", "variables"))
 
@@ -207,23 +209,23 @@ def test_fine_tuning_sigkill_mid_training_and_inside_the_export_resumes_to_the_s
     data_dir = str(tmp_path)
     for name in ("whole", "killed"):  # the same seeded "pretrained" encoder under two names
         write_pretrained(data_dir, model_name=name)
-    write_sst(data_dir, n_train=160, n_dev=32)
+    write_sst(data_dir, n_train=640, n_dev=32)
     run_to_the_end(finetuning_args(data_dir, "whole"), str(tmp_path / "whole.log"))
     whole = os.path.join(data_dir, "models", "whole", "finetuning_models", "sst_model_1")
     trial_dir = os.path.join(data_dir, "models", "killed", "finetuning_models", "sst_model_1")
     args = finetuning_args(data_dir, "killed")
 
-    log = kill_when_logged(args, str(tmp_path / "killed1.log"), "step 5/10")
-    assert latest(trial_dir) == "ckpt-4", f"the kill did not land between ckpt-4 and ckpt-8:\n{log[-2000:]}"
+    log = kill_when_logged(args, str(tmp_path / "killed1.log"), "step 21/40")
+    assert latest(trial_dir) == "ckpt-20", f"the kill did not land between ckpt-20 and ckpt-40:\n{log[-2000:]}"
 
     # Resumes, trains to the end, scores dev, and is killed inside the export.
     log = run_killed_inside(args, str(tmp_path / "killed2.log"), "saved_model")
-    assert f"trial 1: resuming from {trial_dir}/ckpt-4 at step 4" in log
-    assert_same_variables(os.path.join(whole, "ckpt-10"), os.path.join(trial_dir, "ckpt-10"))
+    assert f"trial 1: resuming from {trial_dir}/ckpt-20 at step 20" in log
+    assert_same_variables(os.path.join(whole, "ckpt-40"), os.path.join(trial_dir, "ckpt-40"))
     assert not os.path.exists(os.path.join(trial_dir, "saved_model", "sst"))
 
     log = run_to_the_end(args, str(tmp_path / "killed3.log"))
-    assert f"trial 1: resuming from {trial_dir}/ckpt-10 at step 10" in log
+    assert f"trial 1: resuming from {trial_dir}/ckpt-40 at step 40" in log
     assert "removed 1 partial write(s)" in log and not re.search(r"^step \d+/", log, re.M)  # no training
     assert not leftovers(trial_dir)
     assert_same_variables(os.path.join(whole, "saved_model", "sst", "variables", "variables"),
