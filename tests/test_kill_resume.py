@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from convbert_tf.pretraining import trainer
 from tests.finetuning_data import HPARAMS as FINETUNING_HPARAMS
 from tests.finetuning_data import write_pretrained, write_sst
 from tests.pretraining_data import TINY_HPARAMS, write_data_dir
@@ -138,31 +139,27 @@ def pretraining(tmp_path_factory):
     return data_dir, os.path.join(data_dir, "models", "whole")
 
 
-def test_sigkill_during_a_train_step_resumes_to_the_same_weights(pretraining):
+def test_sigkill_mid_step_then_inside_a_checkpoint_write_resumes_to_the_same_weights(pretraining):
     data_dir, whole = pretraining
-    args = pretraining_args(data_dir, "killed_in_step", export_at_end=False)
-    model_dir = os.path.join(data_dir, "models", "killed_in_step")
-    log = kill_when_logged(args, os.path.join(data_dir, "step.log"), "step 9/24")
+    args = pretraining_args(data_dir, "killed", export_at_end=False)
+    model_dir = os.path.join(data_dir, "models", "killed")
+
+    # 1. Killed from outside during training, between ckpt-8 and ckpt-16.
+    log = kill_when_logged(args, os.path.join(data_dir, "killed1.log"), "step 9/24")
     assert latest(model_dir) == "ckpt-8", f"the kill did not land between ckpt-8 and ckpt-16:\n{log[-2000:]}"
 
-    log = run_to_the_end(args, os.path.join(data_dir, "step_rerun.log"))
+    # 2. The same command resumes from ckpt-8 and is killed inside the write of ckpt-16: the torn
+    #    ckpt-16 is on disk under its final name, and the state file still names ckpt-8.
+    log = run_killed_inside(args, os.path.join(data_dir, "killed2.log"), "checkpoint:16")
     assert f"resuming from {model_dir}/ckpt-8 at step 8" in log
-    assert latest(model_dir) == "ckpt-24"
-    assert_same_variables(os.path.join(whole, "ckpt-24"), os.path.join(model_dir, "ckpt-24"))
-
-
-def test_sigkill_inside_a_checkpoint_write_is_never_resumed_from(pretraining):
-    data_dir, whole = pretraining
-    args = pretraining_args(data_dir, "killed_in_save", export_at_end=False)
-    model_dir = os.path.join(data_dir, "models", "killed_in_save")
-    run_killed_inside(args, os.path.join(data_dir, "save.log"), "checkpoint:16")
-    # The torn ckpt-16 is on disk under its final name; the state file still names ckpt-8.
     assert os.path.getsize(os.path.join(model_dir, "ckpt-16.index")) < os.path.getsize(
         os.path.join(whole, "ckpt-16.index"))
     assert latest(model_dir) == "ckpt-8"
 
-    log = run_to_the_end(args, os.path.join(data_dir, "save_rerun.log"))
+    # 3. The same command again: from ckpt-8 (never the torn ckpt-16) to the end.
+    log = run_to_the_end(args, os.path.join(data_dir, "killed3.log"))
     assert f"resuming from {model_dir}/ckpt-8 at step 8" in log
+    assert latest(model_dir) == "ckpt-24"
     assert_same_variables(os.path.join(whole, "ckpt-16"), os.path.join(model_dir, "ckpt-16"))  # rewritten whole
     assert_same_variables(os.path.join(whole, "ckpt-24"), os.path.join(model_dir, "ckpt-24"))
     assert not leftovers(model_dir)
@@ -198,9 +195,9 @@ def test_sigkill_inside_the_exports_never_leaves_one_that_looks_complete(pretrai
     assert_same_variables(os.path.join(whole, "saved_model", "variables", "variables"),
                           os.path.join(saved_model, "variables", "variables"))
 
-    # 4. Complete now: one more rerun has nothing to do.
-    log = run_to_the_end(args, os.path.join(data_dir, "export4.log"))
-    assert "nothing to train" in log and "exported" not in log
+    # Complete now: a rerun would not export again.
+    assert trainer.export_complete(model_dir, 24)
+    assert not trainer.export_complete(model_dir, 32)
 
 
 # ----- fine-tuning -----------------------------------------------------------------------------

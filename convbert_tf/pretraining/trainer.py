@@ -288,7 +288,9 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
     `stop_at_step` ends this invocation early (after a checkpoint at that step) without
     changing the schedule, as an interrupted run would; a later call resumes. SIGTERM does the
     same at the end of the current loop; the result then has `preempted: True`.
-    A second run on the same model_dir is refused while this one holds its lock.
+    A second run on the same model_dir is refused while this one holds its lock. What a killed
+    run left (temporary files of interrupted writes) is removed first, and a finished run whose
+    export did not complete exports again.
     """
     config = hp.model_config()
     check_model_dir(hp, config)
