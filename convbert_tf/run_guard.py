@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import shutil
@@ -18,6 +19,15 @@ LOCK_FILENAME = ".run.lock"
 CONFIG_FILENAME = "config.json"  # as checkpoints.CONFIG_FILENAME, without importing TensorFlow here
 # Exit code of an entry point that stopped on SIGTERM after saving a checkpoint: "rerun me".
 PREEMPTED_EXIT_CODE = 75
+# What a killed run can leave in its model_dir: every write goes to one of these temporary
+# names first and is renamed into place when complete, so none of them is ever read.
+INTERRUPTED_WRITE_PATTERNS = (
+    "ckpt-*_temp",  # tf.train.Checkpoint's shards before their merge
+    "checkpoint.tmp*",  # CheckpointManager's `checkpoint` state file before its rename
+    "*.json.tmp-*",  # config.json, hparams.json
+    ".saved_model.tmp-*", ".saved_model.old-*",  # convbert_tf.export.write_saved_model
+    "original_layout/.tmp-*", "original_layout/.checkpoint.tmp-*",  # checkpoints.save_original_checkpoint
+)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -146,6 +156,33 @@ def model_dir_lock(model_dir: str, lock_name: str = LOCK_FILENAME):
     finally:
         with contextlib.suppress(OSError):
             os.remove(path)
+
+
+# The same in a fine-tuning trial's directory (exports go to saved_model/<task>).
+TRIAL_INTERRUPTED_WRITE_PATTERNS = ("ckpt-*_temp", "checkpoint.tmp*", "saved_model/.*.tmp-*",
+                                    "saved_model/.*.old-*")
+
+
+def remove_interrupted_writes(model_dir: str, patterns=INTERRUPTED_WRITE_PATTERNS) -> list:
+    """Deletes the temporary files and directories that a killed run left in model_dir.
+
+    Call it only when no other run is writing there (a pretraining run holds model_dir's
+    lock). Returns the paths removed.
+    """
+    removed = []
+    for pattern in patterns:
+        folder, name_pattern = os.path.split(os.path.join(model_dir, pattern))
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(fnmatch.filter(os.listdir(folder), name_pattern)):
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+            removed.append(path)
+    return removed
 
 
 class PreemptionWatcher:

@@ -13,7 +13,7 @@ import tensorflow as tf
 from convbert_tf.config import ConfigError
 from convbert_tf.pretraining import trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
-from convbert_tf.run_guard import LOCK_FILENAME, PREEMPTED_EXIT_CODE, model_dir_lock
+from convbert_tf.run_guard import LOCK_FILENAME, PREEMPTED_EXIT_CODE, model_dir_lock, remove_interrupted_writes
 from tests.pretraining_data import TINY_HPARAMS, write_data_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,3 +86,24 @@ def test_sigterm_saves_a_checkpoint_and_exits_for_a_rerun(data_dir):
     trainer.train(tiny(data_dir, "preempted", num_train_steps=100000, iterations_per_loop=5,
                        save_checkpoints_steps=100000), CPU, out=out, stop_at_step=step + 5)
     assert f"resuming from {model_dir}/ckpt-{step} at step {step}" in out.getvalue()
+
+
+def test_only_the_temporaries_of_interrupted_writes_are_removed(tmp_path):
+    kept = ["checkpoint", "ckpt-8.index", "ckpt-8.data-00000-of-00001", "config.json", "hparams.json",
+            "saved_model/saved_model.pb", "original_layout/checkpoint", "original_layout/model.ckpt-8.index",
+            "train/events.out.tfevents.1.host.2.v2", LOCK_FILENAME]
+    temporary = ["ckpt-16_temp/part-00000-of-00001.index", "checkpoint.tmp0a1b2c", "hparams.json.tmp-123",
+                 ".saved_model.tmp-0a1b2c3d/saved_model.pb", ".saved_model.old-0a1b2c3d/saved_model.pb",
+                 "original_layout/.tmp-0a1b2c3d/model.ckpt-8.index", "original_layout/.checkpoint.tmp-0a1b2c3d"]
+    for name in kept + temporary:
+        os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
+        (tmp_path / name).write_text("x")
+    removed = remove_interrupted_writes(str(tmp_path))
+    assert sorted(os.path.relpath(p, tmp_path) for p in removed) == sorted(
+        ["ckpt-16_temp", "checkpoint.tmp0a1b2c", "hparams.json.tmp-123", ".saved_model.tmp-0a1b2c3d",
+         ".saved_model.old-0a1b2c3d", "original_layout/.tmp-0a1b2c3d", "original_layout/.checkpoint.tmp-0a1b2c3d"])
+    for name in kept:
+        assert (tmp_path / name).exists(), name
+    for name in temporary:
+        assert not (tmp_path / name).exists(), name
+    assert remove_interrupted_writes(str(tmp_path)) == []

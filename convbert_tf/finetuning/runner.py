@@ -25,7 +25,8 @@ from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
 from convbert_tf.finetuning.tasks import DataError, DataStats, get_task, stack_model_inputs
 from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay, layerwise_lr_multipliers
-from convbert_tf.run_guard import check_model_dir_writable, check_saved_config, checkpoint_bytes, model_dir_lock
+from convbert_tf.run_guard import (TRIAL_INTERRUPTED_WRITE_PATTERNS, check_model_dir_writable, check_saved_config,
+                                   checkpoint_bytes, model_dir_lock, remove_interrupted_writes)
 
 RANDOM_INIT = "random"
 
@@ -147,13 +148,21 @@ class FinetuningRun:
     def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
         hp = self.hp
         trial_dir = self.trial_dir(trial)
+        leftovers = remove_interrupted_writes(trial_dir, TRIAL_INTERRUPTED_WRITE_PATTERNS)
+        if leftovers:
+            self.log(f"trial {trial}: removed {len(leftovers)} partial write(s) of an interrupted run: "
+                     + ", ".join(os.path.relpath(p, trial_dir) for p in leftovers))
         if hp.do_train:
             os.makedirs(trial_dir, exist_ok=True)
             self.config.to_json_file(os.path.join(trial_dir, CONFIG_FILENAME))
         keras.utils.set_random_seed(hp.seed + trial - 1)
         model, optimizer, loss_scale = self.build(num_steps)
         trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile, loss_scale)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, loss_scale=loss_scale)
+        # Dropout's random states are saved too (they are not checkpoint dependencies of Keras 3
+        # layers), so that a resumed trial continues the uninterrupted trial's random stream.
+        rng_states = [v for v in model.variables if "seed_generator_state" in v.path]
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, loss_scale=loss_scale,
+                                         rng_states=rng_states)
         manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
                                              step_counter=optimizer.iterations)
         start = 0

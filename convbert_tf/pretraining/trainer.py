@@ -31,7 +31,7 @@ from convbert_tf.pretraining.hparams import PretrainingHParams
 from convbert_tf.pretraining.masking import mask_tokens
 from convbert_tf.pretraining.model import ElectraPretrainer, step_metric_sums
 from convbert_tf.run_guard import (PreemptionWatcher, check_model_dir_writable, check_saved_config, checkpoint_bytes,
-                                   model_dir_lock)
+                                   model_dir_lock, remove_interrupted_writes)
 
 HPARAMS_FILENAME = "hparams.json"
 SPECIAL_TOKENS = tokenization.SPECIAL_TOKENS
@@ -308,12 +308,19 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
     `stop_at_step` ends this invocation early (after a checkpoint at that step) without
     changing the schedule, as an interrupted run would; a later call resumes. SIGTERM does the
     same at the end of the current loop; the result then has `preempted: True`.
-    A second run on the same model_dir is refused while this one holds its lock.
+    A second run on the same model_dir is refused while this one holds its lock. What a killed
+    run left (temporary files of interrupted writes) is removed first, and a finished run whose
+    export did not complete exports again.
     """
     config = hp.model_config()
     check_model_dir(hp, config)
     lock = model_dir_lock(hp.model_dir) if is_chief(strategy) else contextlib.nullcontext()
     with lock, PreemptionWatcher() as preemption:
+        if is_chief(strategy):
+            leftovers = remove_interrupted_writes(hp.model_dir)
+            if leftovers:
+                print(f"removed {len(leftovers)} partial write(s) of an interrupted run: "
+                      + ", ".join(os.path.relpath(p, hp.model_dir) for p in leftovers), file=out, flush=True)
         return _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption)
 
 
@@ -332,7 +339,7 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
         _write_json_atomically(os.path.join(hp.model_dir, HPARAMS_FILENAME), hp.to_json_string())
     if start >= hp.num_train_steps:
         run.log(f"already trained to step {start} of {hp.num_train_steps}; nothing to train")
-        if hp.export_at_end and run.chief and not os.path.exists(os.path.join(hp.model_dir, "saved_model")):
+        if hp.export_at_end and run.chief and not export_complete(hp.model_dir, start):
             export_run(run, start)  # the run ended before its export (killed, disk full): finish it
         return {}
     iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, skip_steps=start))
@@ -406,8 +413,16 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
     return last
 
 
+def export_complete(model_dir: str, step: int) -> bool:
+    """Whether export_run finished for `step`: its last write, the original-layout checkpoint's
+    state file naming model.ckpt-<step>, is there (each write is renamed into place whole)."""
+    original = tf.train.latest_checkpoint(os.path.join(model_dir, "original_layout"))
+    return (os.path.exists(os.path.join(model_dir, "saved_model", "saved_model.pb"))
+            and original is not None and os.path.basename(original) == f"model.ckpt-{step}")
+
+
 def export_run(run: Pretraining, step: int) -> tuple[str, str]:
-    """The servable SavedModel and the original-layout checkpoint of a finished run."""
+    """The servable SavedModel, then the original-layout checkpoint, of a finished run."""
     hp = run.hp
     saved_model = export_encoder(run.model.discriminator, os.path.join(hp.model_dir, "saved_model"),
                                  vocab_file=hp.vocab_file, do_lower_case=hp.do_lower_case,
