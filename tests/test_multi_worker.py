@@ -119,6 +119,18 @@ def test_negative_collective_timeout_is_refused():
 
 # ----- slow: real clusters on 127.0.0.1 ----------------------------------------------------------
 @pytest.mark.slow
+def test_two_workers_train_and_only_the_chief_checkpoints(data_dir, tmp_path):
+    hp = dict(TINY_HPARAMS, num_train_steps=4, iterations_per_loop=2)
+    cluster = Cluster(tmp_path, data_dir, 2, hp, "two")
+    procs, stems = cluster.start()
+    _wait_all(procs, timeout=300)
+    for p, stem in zip(procs, stems):
+        assert p.returncode == 0, _read(stem + ".err")[-3000:]
+    assert os.path.basename(tf.train.latest_checkpoint(cluster.model_dir)) == "ckpt-4"
+    assert "2 replica(s)" in _read(stems[0] + ".out")
+
+
+@pytest.mark.slow
 def test_killed_worker_stops_the_others_and_a_restart_of_all_resumes(data_dir, tmp_path):
     """Three workers; SIGKILL one mid-run: the two others fail fast with exit 76 and a clear
     message, and the same command on every worker resumes from the last checkpoint and
