@@ -9,7 +9,9 @@ tensorflow-datasets with "tfds_data_dir"), starts from the pretrained checkpoint
 and writes to <data_dir>/models/<model_name>/: finetuning_models/<tasks>_model_<trial>/
 (checkpoint, dev_predictions/, test_predictions/, saved_model/<task>/) and
 results/<tasks>_results.{txt,json} with every trial and the median. Every hparam of the
-original configure_finetuning.py is accepted in --hparams with the original names.
+original configure_finetuning.py is accepted in --hparams with the original names. Exit code 1
+is a setup or data error, 2 a non-finite loss, 76 a worker of a multi-worker run lost (restart
+all workers with the same command).
 """
 
 import sys
@@ -28,6 +30,10 @@ flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
 flags.DEFINE_enum("mixed_precision", "auto", ["auto", "off", "bfloat16", "float16"],
                   "auto: bfloat16 on TPU, float16 with loss scaling on GPU, off on CPU.")
 flags.DEFINE_bool("jit_compile", False, "Compile each train step with XLA.")
+flags.DEFINE_float("collective_timeout_s", 600.0,
+                   "multi_worker_mirrored only: fail the run when an all-reduce waits longer than this "
+                   "for a worker that is alive but stuck (dead or frozen workers are noticed in about "
+                   "10 s anyway). Must exceed the first step's compilation; 0 disables.")
 flags.mark_flags_as_required(["data_dir", "model_name"])
 
 
@@ -37,7 +43,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from convbert_tf.checkpoints import CheckpointError
     from convbert_tf.config import ConfigError
-    from convbert_tf.distribute import get_strategy, set_mixed_precision
+    from convbert_tf.distribute import (WORKER_LOST_EXIT_CODE, WorkerLostError, get_strategy, set_mixed_precision,
+                                        worker_lost_error)
     from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
     from convbert_tf.finetuning.runner import run_finetuning
     from convbert_tf.finetuning.tasks import DataError
@@ -45,15 +52,25 @@ def main(argv):
     try:
         hp = resolve_finetuning_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
                                         tpu_name=FLAGS.tpu, tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
-        strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project)
+        strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project,
+                                collective_timeout_s=FLAGS.collective_timeout_s)
         set_mixed_precision(FLAGS.mixed_precision, strategy)
-        run_finetuning(hp, strategy, jit_compile=FLAGS.jit_compile)
+        try:
+            run_finetuning(hp, strategy, jit_compile=FLAGS.jit_compile)
+        except Exception as e:  # a collective's error when a worker is lost becomes WorkerLostError
+            lost = worker_lost_error(e, strategy, "each trial resumes from its last checkpoint")
+            if lost is None:
+                raise
+            raise lost from None
     except (ConfigError, CheckpointError, DataError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except FloatingPointError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except WorkerLostError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(WORKER_LOST_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ build_pretraining_dataset.py), writes checkpoints, config.json, hparams.json and
 events to <data_dir>/models/<model_name>/, resuming from the latest checkpoint there. On
 SIGTERM (preemption) it saves a checkpoint and exits with code 75; rerun to resume. Exit code
 1 is a setup or data error (the message says what, e.g. the file and position of a corrupt
-record; --bad_records=skip skips and counts such records), 2 a non-finite loss. Every
+record; --bad_records=skip skips and counts such records), 2 a non-finite loss, 76 a worker of a
+multi-worker run lost (restart all workers with the same command to resume). Every
 hparam of the original configure_pretraining.py is accepted in --hparams (a JSON string or a
 .json path) with the original names and defaults.
 """
@@ -29,6 +30,11 @@ flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
 flags.DEFINE_enum("mixed_precision", "auto", ["auto", "off", "bfloat16", "float16"],
                   "auto: bfloat16 on TPU, float16 with loss scaling on GPU, off on CPU.")
 flags.DEFINE_bool("jit_compile", False, "Compile each train step with XLA.")
+flags.DEFINE_float("collective_timeout_s", 600.0,
+                   "multi_worker_mirrored only: fail the run when an all-reduce waits longer than this "
+                   "for a worker that is alive but stuck (dead or frozen workers are noticed in about "
+                   "10 s anyway). Must exceed the first step's compilation and the chief's checkpoint "
+                   "writes; 0 disables.")
 flags.DEFINE_string("init_checkpoint", None,
                     "Start from this checkpoint (original-release pretraining checkpoint or ours) when "
                     "model_dir has none.")
@@ -44,7 +50,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from convbert_tf.checkpoints import CheckpointError
     from convbert_tf.config import ConfigError
-    from convbert_tf.distribute import get_strategy, set_mixed_precision
+    from convbert_tf.distribute import WORKER_LOST_EXIT_CODE, WorkerLostError, get_strategy, set_mixed_precision
     from convbert_tf.pretraining import trainer
     from convbert_tf.pretraining.hparams import resolve_hparams
     from convbert_tf.run_guard import PREEMPTED_EXIT_CODE
@@ -53,7 +59,8 @@ def main(argv):
         hp = resolve_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
                              init_checkpoint=FLAGS.init_checkpoint, bad_records=FLAGS.bad_records, tpu_name=FLAGS.tpu,
                              tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
-        strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project)
+        strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project,
+                                collective_timeout_s=FLAGS.collective_timeout_s)
         set_mixed_precision(FLAGS.mixed_precision, strategy)
         if hp.do_eval:
             trainer.evaluate(hp, strategy)
@@ -65,6 +72,9 @@ def main(argv):
     except FloatingPointError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except WorkerLostError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(WORKER_LOST_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -265,34 +264,6 @@ def test_run_pretraining_cli_errors_exit_non_zero(tmp_path):
                    '--hparams={"model_size": "small", "bogus": 1}'])
     assert result.returncode == 1
     assert "bogus" in result.stderr and "Traceback" not in result.stderr
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_two_worker_multi_worker_mirrored_run(data_dir, tmp_path):
-    """Two processes on 127.0.0.1 train together; only the chief writes the checkpoint."""
-    ports = [_free_port(), _free_port()]
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    hp = json.dumps(dict(TINY_HPARAMS, num_train_steps=4, iterations_per_loop=2))
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(
-            [sys.executable, "run_pretraining.py", f"--data_dir={data_dir}", "--model_name=multi",
-             "--strategy=multi_worker_mirrored", f"--hparams={hp}"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-    model_dir = os.path.join(data_dir, "models", "multi")
-    assert os.path.basename(tf.train.latest_checkpoint(model_dir)) == "ckpt-4"
-    assert "2 replica(s)" in outputs[0][0]
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])

@@ -22,7 +22,7 @@ from convbert_tf.checkpoints import (CONFIG_FILENAME, CheckpointError, load_orig
                                      resolve_checkpoint_prefix, save_original_checkpoint)
 from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.data import tokenization
-from convbert_tf.distribute import is_chief
+from convbert_tf.distribute import is_chief, is_multi_worker, worker_lost_error
 from convbert_tf.export import export_encoder
 from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay
@@ -133,15 +133,33 @@ class Pretraining:
                                           checkpoint_name="ckpt", step_counter=self.optimizer.iterations)
 
     def restore_or_initialize(self, manager) -> int:
-        """Resumes from the latest checkpoint in model_dir, else applies init_checkpoint."""
-        if manager.latest_checkpoint:
-            self.checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched().expect_partial()
+        """Resumes from the latest checkpoint in model_dir, else applies init_checkpoint.
+
+        Every worker of a multi-worker run reads the chief's model_dir (the other workers save
+        to throwaway directories), so all of them resume from the same step.
+        """
+        latest = manager.latest_checkpoint if self.chief else tf.train.latest_checkpoint(self.hp.model_dir)
+        step = 0
+        if latest:
+            self.checkpoint.read(latest).assert_existing_objects_matched().expect_partial()
             step = int(self.optimizer.iterations.numpy())
-            self.log(f"resuming from {manager.latest_checkpoint} at step {step}")
-            return step
-        if self.hp.init_checkpoint:
+            self.log(f"resuming from {latest} at step {step}")
+        elif self.hp.init_checkpoint:
             self.initialize_from(self.hp.init_checkpoint)
-        return 0
+        if is_multi_worker(self.strategy):
+            self.check_workers_agree(step)
+        return step
+
+    def check_workers_agree(self, step: int) -> None:
+        """Refuses to train when the workers would resume from different steps (their weights
+        and input positions would differ): model_dir is then not shared by all hosts."""
+        strategy = self.strategy
+        steps = strategy.gather(strategy.run(lambda: tf.constant([step], tf.int64)), axis=0).numpy().tolist()
+        if len(set(steps)) > 1:
+            raise ConfigError(
+                f"the workers found different checkpoints to resume from in model_dir {self.hp.model_dir} "
+                f"(steps {steps}, one per replica): every worker must read the chief's model_dir; put it on "
+                "storage all hosts share (gs://, NFS)")
 
     def initialize_from(self, path: str) -> None:
         """Copies weights from an original-release pretraining checkpoint or one of ours."""
@@ -310,7 +328,8 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
     same at the end of the current loop; the result then has `preempted: True`.
     A second run on the same model_dir is refused while this one holds its lock. What a killed
     run left (temporary files of interrupted writes) is removed first, and a finished run whose
-    export did not complete exports again.
+    export did not complete exports again. A worker lost by a multi-worker run raises
+    WorkerLostError on the others (restart all to resume).
     """
     config = hp.model_config()
     check_model_dir(hp, config)
@@ -321,7 +340,15 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
             if leftovers:
                 print(f"removed {len(leftovers)} partial write(s) of an interrupted run: "
                       + ", ".join(os.path.relpath(p, hp.model_dir) for p in leftovers), file=out, flush=True)
-        return _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption)
+        try:
+            return _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption)
+        except tf.errors.OpError as e:
+            latest = tf.train.latest_checkpoint(hp.model_dir)
+            lost = worker_lost_error(e, strategy, f"the last checkpoint is {latest}" if latest
+                                     else f"there is no checkpoint in {hp.model_dir} yet")
+            if lost is None:
+                raise
+            raise lost from None
 
 
 def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> dict:
