@@ -37,6 +37,9 @@ def parse_args(argv=None):
                         help="span convolution of the ConvBERT figures (the layer table shows them all); "
                              "the MLM step is also timed with the 'unfold' reference")
     parser.add_argument("--precision_steps", type=int, default=40, help="steps of the mixed-precision loss curve")
+    parser.add_argument("--sections", default="all",
+                        help="comma-separated among layer, sizes, serving, pipeline, precision (serving and "
+                             "pipeline also run the sizes they measure against), or all")
     parser.add_argument("--quick", action="store_true", help="tiny model and shapes, one repeat: a smoke run")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -45,6 +48,11 @@ def parse_args(argv=None):
     unknown = [s for s in sizes if s not in MODEL_SIZES]
     if unknown:
         parser.error(f"--sizes: unknown size(s) {unknown}; use {list(MODEL_SIZES)}")
+    from benchmarks.suite import SECTIONS
+    sections = SECTIONS if args.sections == "all" else tuple(x.strip() for x in args.sections.split(",") if x.strip())
+    if not sections or any(x not in SECTIONS for x in sections):
+        parser.error(f"--sections: use 'all' or a comma-separated list among {list(SECTIONS)}")
+    args.sections = sections
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
     return args, tuple(sizes)
@@ -59,7 +67,7 @@ def main(argv=None):
     options = suite.Options(sizes=sizes, repeats=1 if args.quick else args.repeats, dtype=args.dtype,
                             jit_compile=args.jit_compile, device=args.device, threads=args.threads,
                             conv_implementation=args.conv_implementation, quick=args.quick,
-                            precision_steps=args.precision_steps)
+                            precision_steps=args.precision_steps, sections=args.sections)
     suite.run_all(options, sys.stdout)
 
 

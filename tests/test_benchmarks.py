@@ -49,3 +49,12 @@ def test_quick_benchmark_prints_every_ratio_and_goal():
                      "RATIO small inference latency time ConvBERT/BERT", "RATIO SavedModel/in-process",
                      "RATIO input pipeline rate", "RATIO bfloat16/float32", "GOAL"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
+
+
+def test_sections_flag_is_checked():
+    from benchmarks.run import parse_args
+    args, sizes = parse_args(["--sections=layer,precision", "--base"])
+    assert args.sections == ("layer", "precision") and sizes == ("small", "medium-small", "base")
+    assert parse_args([])[0].sections == ("layer", "sizes", "serving", "pipeline", "precision")
+    with pytest.raises(SystemExit):
+        parse_args(["--sections=layer,speed"])
