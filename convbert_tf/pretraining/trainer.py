@@ -6,9 +6,11 @@ is written out: `tf.function` + `strategy.run` + `GradientTape`, several steps p
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -127,8 +129,12 @@ class Pretraining:
 
     # ----- checkpoints -------------------------------------------------------------------------
     def checkpoint_manager(self) -> tf.train.CheckpointManager:
-        """The model_dir's manager on the chief; a throwaway directory on other workers."""
-        directory = self.hp.model_dir if self.chief else tempfile.mkdtemp(prefix="convbert-worker-")
+        """The model_dir's manager on the chief; a throwaway directory on other workers (removed at exit)."""
+        if self.chief:
+            directory = self.hp.model_dir
+        else:
+            directory = tempfile.mkdtemp(prefix="convbert-worker-")
+            atexit.register(shutil.rmtree, directory, ignore_errors=True)
         return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=self.hp.keep_checkpoint_max,
                                           checkpoint_name="ckpt", step_counter=self.optimizer.iterations)
 
