@@ -30,7 +30,15 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read into the model; the message names the file and variables."""
 
 
+def random_state_variables(model) -> list:
+    """The dropout random states of a Keras 3 model: not tf.train.Checkpoint dependencies of its
+    layers, so a training checkpoint lists them explicitly for a resumed run to continue the same
+    random stream."""
+    return [v for v in model.variables if "seed_generator_state" in v.path]
+
+
 # ----- the name map ----------------------------------------------------------------------------
+
 
 def _dense(scope, layer):
     return {f"{scope}/kernel": layer.kernel, f"{scope}/bias": layer.bias}

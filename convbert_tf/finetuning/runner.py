@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from convbert_tf.checkpoints import (CONFIG_FILENAME, CheckpointError, load_encoder, load_original_checkpoint,
-                                     resolve_checkpoint_prefix)
+                                     random_state_variables, resolve_checkpoint_prefix)
 from convbert_tf.config import ConfigError
 from convbert_tf.data.tokenization import BertTokenizer, VocabError
 from convbert_tf.distribute import is_chief
@@ -158,11 +158,8 @@ class FinetuningRun:
         keras.utils.set_random_seed(hp.seed + trial - 1)
         model, optimizer, loss_scale = self.build(num_steps)
         trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile, loss_scale)
-        # Dropout's random states are saved too (they are not checkpoint dependencies of Keras 3
-        # layers), so that a resumed trial continues the uninterrupted trial's random stream.
-        rng_states = [v for v in model.variables if "seed_generator_state" in v.path]
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, loss_scale=loss_scale,
-                                         rng_states=rng_states)
+                                         rng_states=random_state_variables(model))
         manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
                                              step_counter=optimizer.iterations)
         start = 0

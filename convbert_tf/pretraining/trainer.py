@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from convbert_tf import metrics as metrics_lib
 from convbert_tf.checkpoints import (CONFIG_FILENAME, CheckpointError, load_original_pretraining_checkpoint,
-                                     resolve_checkpoint_prefix, save_original_checkpoint)
+                                     random_state_variables, resolve_checkpoint_prefix, save_original_checkpoint)
 from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.data import tokenization
 from convbert_tf.distribute import is_chief, is_multi_worker, worker_lost_error
@@ -118,9 +118,7 @@ class Pretraining:
             self.optimizer.build(self.variables)
             self.loss_scale = DynamicLossScale(self.float16)
             self.metric_sums = {}
-        # Dropout's random states are not tf.train.Checkpoint dependencies of Keras 3 layers; save
-        # them explicitly so that a resumed run continues the same random stream.
-        self.rng_states = [v for v in self.model.variables if "seed_generator_state" in v.path]
+        self.rng_states = random_state_variables(self.model)  # dropout's, for an exact resume
         self.checkpoint = tf.train.Checkpoint(
             encoder=self.model.discriminator, rng_states=self.rng_states, generator=self.model.generator,
             generator_head=self.model.generator_head, optimizer=self.optimizer,
