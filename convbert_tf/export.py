@@ -29,11 +29,10 @@ import uuid
 import tensorflow as tf
 from absl import app, flags
 
-from convbert_tf import checkpoints, text_inputs
+from convbert_tf import checkpoints, ops, text_inputs
 from convbert_tf.checkpoints import CheckpointError
 from convbert_tf.config import ConfigError
 from convbert_tf.data.tokenization import VocabError, WordPieceTokenizerModule, read_vocab
-from convbert_tf.layers import span_conv
 
 SERVE_TEXT_SIGNATURE = "serve_text"
 
@@ -129,7 +128,7 @@ def export_encoder(encoder, export_dir, *, vocab_file, do_lower_case=True, strip
         raise ExportError(f"max_seq_length must be in [2, max_position_embeddings = "
                           f"{config.max_position_embeddings}], got {max_seq_length}")
 
-    with span_conv.without_xla():  # TF Serving runs graphs without XLA by default
+    with ops.without_xla():  # TF Serving runs graphs without XLA by default
         module, signatures = _build_serving_module(
             encoder, tokens, os.path.abspath(os.fspath(vocab_file)), do_lower_case, strip_accents,
             max_seq_length)
@@ -150,7 +149,8 @@ def write_saved_model(module, signatures, export_dir, overwrite=False) -> str:
     tag = uuid.uuid4().hex[:8]
     tmp_dir = os.path.join(parent, f".{base}.tmp-{tag}")
     try:
-        tf.saved_model.save(module, tmp_dir, signatures=signatures)
+        with ops.without_xla():  # functions traced while saving, too
+            tf.saved_model.save(module, tmp_dir, signatures=signatures)
         _check_export_dir(export_dir, overwrite)  # another writer may have been quicker
         if os.path.lexists(export_dir):
             old_dir = os.path.join(parent, f".{base}.old-{tag}")

@@ -1,7 +1,12 @@
-"""Weight-free tensor math shared by the layers: masks and the span-convolution window unfold.
+"""Weight-free tensor math shared by the layers: masks, the span-convolution window sum, and
+the XLA-fused GELU and LayerNorm.
 
 Legend: B batch, T length, C channels, K kernel (window) size, N heads, H head size.
 """
+
+import contextlib
+import math
+import threading
 
 import tensorflow as tf
 
@@ -104,24 +109,6 @@ def _window_sum_backward(d_output, values, span_kernel):
     return tf.cast(d_values, values.dtype), tf.cast(d_kernel, span_kernel.dtype)
 
 
-_window_sum_forward_xla = tf.function(_window_sum_forward, jit_compile=True, autograph=False)
-_window_sum_backward_xla = tf.function(_window_sum_backward, jit_compile=True, autograph=False)
-
-
-@tf.custom_gradient
-def _shifted_window_sum(values, span_kernel):
-    def grad(d_output):
-        return _window_sum_backward(d_output, values, span_kernel)
-    return _window_sum_forward(values, span_kernel), grad
-
-
-@tf.custom_gradient
-def _shifted_window_sum_xla(values, span_kernel):
-    def grad(d_output):
-        return _window_sum_backward_xla(d_output, values, span_kernel)
-    return _window_sum_forward_xla(values, span_kernel), grad
-
-
 def shifted_window_sum(values, span_kernel, jit_compile=False):
     """The span convolution's dynamic window sum, as K shifted slices (no window unfold).
 
@@ -132,7 +119,8 @@ def shifted_window_sum(values, span_kernel, jit_compile=False):
         values: [B, T, N, H] (zero outside 0..T-1).
         span_kernel: [B, T, N, K] one kernel per position and head, K odd.
         jit_compile: compile the forward and the backward with XLA, each into one loop over
-            the output (the K products are then never written to memory).
+            the output (the K products are then never written to memory). Ignored inside
+            `without_xla()`.
 
     Returns:
         [B, T, N, H], in the dtype of `values`; half precision is accumulated in float32.
@@ -140,6 +128,136 @@ def shifted_window_sum(values, span_kernel, jit_compile=False):
     kernel_size = span_kernel.shape[-1]
     if kernel_size is None or kernel_size % 2 != 1:
         raise ValueError(f"shifted_window_sum needs a static odd kernel size, got {kernel_size}")
-    if jit_compile:
+    if jit_compile and xla_fusion_allowed():
         return _shifted_window_sum_xla(values, span_kernel)
     return _shifted_window_sum(values, span_kernel)
+
+
+# ----- XLA fusion of memory-bound work ---------------------------------------------------------
+# On CPU, TensorFlow runs an elementwise chain such as GELU's erf form (or its gradient) as one
+# kernel per operation, each reading and writing the whole tensor. Compiled by XLA, the chain
+# becomes one loop. `fused_op` pairs a forward with a hand-written backward (which recomputes
+# what it needs from the inputs, so nothing but the inputs is kept for the backward pass) and
+# compiles each. The numbers are those of the plain TensorFlow ops to float rounding
+# (tests/test_fused_ops.py).
+
+_tracing = threading.local()
+
+
+@contextlib.contextmanager
+def without_xla():
+    """Inside the block, the fused ops trace as plain TensorFlow ops (same numbers, no XLA).
+
+    For SavedModels: TF Serving runs graphs without XLA unless started with
+    --xla_cpu_compilation_enabled, and a GPU build may have no XLA compiler at all, so an
+    exported graph must not hold functions that must be compiled by XLA. It applies to what
+    is traced inside the block (a tf.function traced earlier keeps its graph).
+    """
+    previous = getattr(_tracing, "without_xla", False)
+    _tracing.without_xla = True
+    try:
+        yield
+    finally:
+        _tracing.without_xla = previous
+
+
+def xla_fusion_allowed():
+    """False inside `without_xla()`."""
+    return not getattr(_tracing, "without_xla", False)
+
+
+def fused_op(forward, backward):
+    """(plain, compiled) custom-gradient ops from forward(*inputs) and backward(d_out, *inputs).
+
+    `backward` returns one gradient per input. `plain` runs both as TensorFlow ops; `compiled`
+    runs each as one XLA-compiled function.
+    """
+    def with_gradient(forward_fn, backward_fn):
+        @tf.custom_gradient
+        def op(*inputs):
+            def grad(d_output):
+                return backward_fn(d_output, *inputs)
+            return forward_fn(*inputs), grad
+        return op
+
+    compile_ = lambda fn: tf.function(fn, jit_compile=True, autograph=False)  # noqa: E731
+    return with_gradient(forward, backward), with_gradient(compile_(forward), compile_(backward))
+
+
+_shifted_window_sum, _shifted_window_sum_xla = fused_op(_window_sum_forward, _window_sum_backward)
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _gelu_forward(x):
+    x32 = upcast_half(x)
+    return tf.cast(0.5 * x32 * tf.math.erfc(-x32 * _SQRT_HALF), x.dtype)  # erfc: exact far below 0
+
+
+def _gelu_backward(d_output, x):
+    x32 = upcast_half(x)
+    slope = 0.5 * tf.math.erfc(-x32 * _SQRT_HALF) + x32 * tf.exp(-0.5 * x32 * x32) * _INV_SQRT_2PI
+    return tf.cast(upcast_half(d_output) * slope, x.dtype)
+
+
+_gelu_plain, _gelu_xla = fused_op(_gelu_forward, _gelu_backward)
+
+
+def gelu(x):
+    """Exact (erf) GELU, x * 0.5 * (1 + erf(x / sqrt(2))), as the original computes it.
+
+    Computed as 0.5 * x * erfc(-x / sqrt(2)) like `tf.nn.gelu(approximate=False)`, which
+    keeps its precision for large negative x. Forward and backward each run as one XLA loop
+    (outside `without_xla()`; inside it, the same math as TensorFlow ops). Half precision is
+    computed in float32 and rounded once.
+    """
+    return (_gelu_xla if xla_fusion_allowed() else _gelu_plain)(x)
+
+
+def _normalized(x32, epsilon):
+    """(x - mean) / sqrt(var + eps) over the last axis, and 1 / sqrt(var + eps)."""
+    mean = tf.reduce_mean(x32, axis=-1, keepdims=True)  # [..., 1]
+    centered = x32 - mean
+    inverse = tf.math.rsqrt(tf.reduce_mean(centered * centered, axis=-1, keepdims=True) + epsilon)  # [..., 1]
+    return centered * inverse, inverse
+
+
+def _layer_norm_ops(epsilon):
+    def forward(x, gamma, beta):
+        x_hat, _ = _normalized(upcast_half(x), epsilon)
+        return tf.cast(x_hat * gamma + beta, x.dtype)
+
+    def backward(d_output, x, gamma, beta):
+        x_hat, inverse = _normalized(upcast_half(x), epsilon)  # [..., W], [..., 1]
+        d_output = upcast_half(d_output)
+        d_x_hat = d_output * gamma
+        d_x = inverse * (d_x_hat - tf.reduce_mean(d_x_hat, axis=-1, keepdims=True)
+                         - x_hat * tf.reduce_mean(d_x_hat * x_hat, axis=-1, keepdims=True))
+        leading = list(range(len(x.shape) - 1))
+        return (tf.cast(d_x, x.dtype), tf.reduce_sum(d_output * x_hat, axis=leading),
+                tf.reduce_sum(d_output, axis=leading))
+
+    return fused_op(forward, backward)
+
+
+_layer_norm_ops_by_epsilon = {}  # epsilon -> (plain, compiled)
+
+
+def layer_norm(x, gamma, beta, epsilon):
+    """LayerNorm over the last axis, forward and backward each one XLA loop (outside
+    `without_xla()`; inside it the same math as TensorFlow ops).
+
+    Args:
+        x: [..., W], any float dtype (half precision is normalized in float32, as Keras does).
+        gamma, beta: [W] float32 scale and offset (tensors, not variables).
+        epsilon: added to the variance.
+
+    Returns:
+        [..., W] in the dtype of x.
+    """
+    if epsilon not in _layer_norm_ops_by_epsilon:
+        _layer_norm_ops_by_epsilon[epsilon] = _layer_norm_ops(epsilon)
+    plain, compiled = _layer_norm_ops_by_epsilon[epsilon]
+    return (compiled if xla_fusion_allowed() else plain)(x, gamma, beta)
+

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from convbert_tf import text_inputs
+from convbert_tf import ops, text_inputs
 from convbert_tf.data.tokenization import WordPieceTokenizerModule, read_vocab
 from convbert_tf.export import write_saved_model
-from convbert_tf.layers import span_conv
 
 SINGLE_SENTENCE_TASKS = ("cola", "sst")
 SERVE_IDS_SIGNATURE = "serve_ids"
@@ -34,7 +33,7 @@ def _text_spec(name):
     return tf.TensorSpec([None], tf.string, name=name)
 
 
-@span_conv.without_xla()  # TF Serving runs graphs without XLA by default
+@ops.without_xla()  # TF Serving runs graphs without XLA by default
 def export_task(model, spec, export_dir, *, vocab_file, label_list=None, do_lower_case=True, strip_accents=True,
                 max_seq_length=128, max_query_length=64, max_answer_length=30, qa_na_threshold=-2.75,
                 overwrite=False) -> str:

@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from convbert_tf.layers.initializers import truncated_normal
+from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.ops import LAYER_NORM_EPSILON
 
 
@@ -44,7 +45,7 @@ class ConvBertEmbeddings(keras.layers.Layer):
         self.type_vocab_size = type_vocab_size
         self.initializer_range = initializer_range
         self.dropout_rate = dropout_rate
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="LayerNorm")
         self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
 

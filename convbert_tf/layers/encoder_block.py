@@ -7,6 +7,7 @@ import keras
 
 from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION
 from convbert_tf.layers.grouped_dense import GroupedDense
+from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.layers.mixed_attention import MixedAttention
 from convbert_tf.ops import LAYER_NORM_EPSILON
 
@@ -62,7 +63,7 @@ class ConvBertBlock(keras.layers.Layer):
             initializer_range=initializer_range, conv_mask_padding=conv_mask_padding,
             conv_implementation=conv_implementation, dtype=policy, name="attention")
         self.attention_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy)
-        self.attention_layer_norm = keras.layers.LayerNormalization(
+        self.attention_layer_norm = LayerNorm(
             epsilon=LAYER_NORM_EPSILON, dtype=policy, name="attention_LayerNorm")
         self.intermediate = GroupedDense(intermediate_size, linear_groups, activation=hidden_act,
                                          initializer_range=initializer_range, dtype=policy,
@@ -70,7 +71,7 @@ class ConvBertBlock(keras.layers.Layer):
         self.output_dense = GroupedDense(hidden_size, linear_groups, initializer_range=initializer_range,
                                          dtype=policy, name="output_dense")
         self.output_dropout = keras.layers.Dropout(hidden_dropout, dtype=policy)
-        self.output_layer_norm = keras.layers.LayerNormalization(
+        self.output_layer_norm = LayerNorm(
             epsilon=LAYER_NORM_EPSILON, dtype=policy, name="output_LayerNorm")
 
     def build(self, hidden_shape, padding_mask_shape=None):

@@ -9,6 +9,7 @@ import tensorflow as tf
 from convbert_tf import ops
 from convbert_tf.layers.activations import get_activation
 from convbert_tf.layers.initializers import truncated_normal
+from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.ops import LAYER_NORM_EPSILON
 
 
@@ -40,7 +41,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.dense = keras.layers.Dense(
             embedding_layer.embedding_size, activation=get_activation(activation),
             kernel_initializer=truncated_normal(initializer_range), dtype=self.dtype_policy, name="dense")
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="LayerNorm")
 
     def build(self, hidden_shape):

@@ -4,9 +4,6 @@ Legend: B batch, T length, D hidden (the layer input width), N heads, H head siz
 C = N * H channels, K kernel size.
 """
 
-import contextlib
-import threading
-
 import keras
 import tensorflow as tf
 
@@ -16,25 +13,6 @@ from convbert_tf.layers.initializers import truncated_normal
 
 # The formulations of the window sum (see the class docstring); 'unfold' is the reference.
 IMPLEMENTATIONS = CONV_IMPLEMENTATIONS
-
-_tracing = threading.local()
-
-
-@contextlib.contextmanager
-def without_xla():
-    """Inside the block, 'shifted_xla' layers trace as 'shifted' (the same numbers, no XLA).
-
-    For SavedModels: TF Serving runs graphs without XLA unless started with
-    --xla_cpu_compilation_enabled, and a GPU build may have no XLA compiler at all, so an
-    exported graph must not hold functions that must be compiled by XLA.
-    """
-    previous = getattr(_tracing, "without_xla", False)
-    _tracing.without_xla = True
-    try:
-        yield
-    finally:
-        _tracing.without_xla = previous
-
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class SpanDynamicConv(keras.layers.Layer):
@@ -62,7 +40,7 @@ class SpanDynamicConv(keras.layers.Layer):
                      of size K x C is built or kept for the backward pass.
       'shifted_xla'  the same, forward and backward each compiled by XLA into one fused loop
                      (the default). Compiles once per input shape; the fastest in training
-                     (benchmarks/README.md). Exports trace it as 'shifted' (see `without_xla`).
+                     (benchmarks/README.md). Exports trace it as 'shifted' (see `ops.without_xla`).
 
     Args:
       num_heads: N, convolution heads.
@@ -127,17 +105,14 @@ class SpanDynamicConv(keras.layers.Layer):
         conv_values = self.value_dense(hidden)  # [B, T, C]
         if self.mask_padding and padding_mask is not None:
             conv_values = conv_values * keep  # [B, T, C]
-        implementation = self.implementation
-        if implementation == "shifted_xla" and getattr(_tracing, "without_xla", False):
-            implementation = "shifted"
-        if implementation == "unfold":
+        if self.implementation == "unfold":
             windows = ops.unfold_windows(conv_values, self.kernel_size)  # [B, T, C, K]
             windows = tf.reshape(windows, [batch, length, self.num_heads, self.head_size, self.kernel_size])  # [B, T, N, H, K]
             conv_out = tf.einsum("BTNHK,BTNK->BTNH", windows, span_kernel)  # [B, T, N, H]
         else:
             conv_values = tf.reshape(conv_values, [batch, length, self.num_heads, self.head_size])  # [B, T, N, H]
             conv_out = ops.shifted_window_sum(conv_values, span_kernel,
-                                              jit_compile=implementation == "shifted_xla")  # [B, T, N, H]
+                                              jit_compile=self.implementation == "shifted_xla")  # [B, T, N, H]
         return tf.reshape(conv_out, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
 
     def compute_output_shape(self, hidden_shape, query_shape=None, padding_mask_shape=None):

@@ -1,0 +1,145 @@
+"""The XLA-fused GELU and LayerNorm against NumPy twins and TensorFlow's / Keras's own ops.
+
+Forward values and gradients agree to float32 rounding; half-precision inputs are computed in
+float32 and rounded once; inside `ops.without_xla()` the same layers trace without XLA.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from convbert_tf import ops
+from convbert_tf.layers import LayerNorm
+from tests.numpy_reference import np_gelu, np_layer_norm
+
+ERF = np.vectorize(math.erf)
+
+
+def np_gelu_slope(x):
+    """d/dx of x * Phi(x): Phi(x) + x * phi(x), in float64."""
+    return 0.5 * (1.0 + ERF(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def np_layer_norm_grads(x, gamma, d_out, eps):
+    """(d_x, d_gamma, d_beta) of LayerNorm over the last axis, in float64, from the definition."""
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    x_hat = (x - mean) / np.sqrt(var + eps)
+    d_x_hat = d_out * gamma
+    width = x.shape[-1]
+    d_x = (width * d_x_hat - d_x_hat.sum(-1, keepdims=True)
+           - x_hat * (d_x_hat * x_hat).sum(-1, keepdims=True)) / (width * np.sqrt(var + eps))
+    axes = tuple(range(x.ndim - 1))
+    return d_x, (d_out * x_hat).sum(axes), d_out.sum(axes)
+
+
+def value_and_grads(fn, inputs, d_out):
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        out = fn(*inputs)
+        loss = tf.reduce_sum(tf.cast(out, tf.float32) * d_out)
+    return out, tape.gradient(loss, inputs)
+
+
+@pytest.mark.parametrize("xla", [True, False])
+def test_gelu_matches_numpy_and_tf(xla):
+    rng = np.random.default_rng(0)
+    x = rng.normal(scale=3.0, size=(4, 7, 33))
+    d_out = rng.normal(size=x.shape)
+    x_tf, d_tf = tf.constant(x, tf.float32), tf.constant(d_out, tf.float32)
+
+    def run(fn):
+        return tf.function(lambda x: value_and_grads(fn, [x], d_tf))(x_tf)
+
+    if xla:
+        out, (grad,) = run(ops.gelu)
+    else:
+        with ops.without_xla():
+            out, (grad,) = run(ops.gelu)
+    np.testing.assert_allclose(out.numpy(), np_gelu(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad.numpy(), d_out * np_gelu_slope(x), rtol=1e-5, atol=1e-5)
+    tf_out, (tf_grad,) = value_and_grads(lambda x: tf.nn.gelu(x, approximate=False), [x_tf], d_tf)
+    np.testing.assert_allclose(out.numpy(), tf_out.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(grad.numpy(), tf_grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_gelu_in_bfloat16_is_float32_rounded_once():
+    x = tf.constant(np.linspace(-6, 6, 257), tf.bfloat16)
+    out, (grad,) = value_and_grads(ops.gelu, [x], tf.ones([257]))
+    assert out.dtype == tf.bfloat16 and grad.dtype == tf.bfloat16
+    x64 = tf.cast(x, tf.float64).numpy()
+    np.testing.assert_array_equal(out.numpy(), tf.cast(tf.constant(np_gelu(x64), tf.float32), tf.bfloat16).numpy())
+    np.testing.assert_allclose(tf.cast(grad, tf.float32).numpy(), np_gelu_slope(x64), rtol=2 ** -7, atol=1e-3)
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("shape", [(5, 16), (2, 3, 24)])
+def test_layer_norm_matches_numpy_twin(shape, xla):
+    rng = np.random.default_rng(len(shape))
+    eps = 1e-12
+    x = rng.normal(loc=0.5, scale=2.0, size=shape)
+    gamma, beta = rng.normal(size=shape[-1]), rng.normal(size=shape[-1])
+    d_out = rng.normal(size=shape)
+    inputs = [tf.constant(v, tf.float32) for v in (x, gamma, beta)]
+    fn = tf.function(lambda *a: value_and_grads(lambda *b: ops.layer_norm(*b, eps), list(a), tf.constant(d_out, tf.float32)))
+    if xla:
+        out, grads = fn(*inputs)
+    else:
+        with ops.without_xla():
+            out, grads = fn(*inputs)
+    np.testing.assert_allclose(out.numpy(), np_layer_norm(x, gamma, beta, eps), rtol=1e-5, atol=2e-5)
+    for got, want in zip(grads, np_layer_norm_grads(x, gamma, d_out, eps)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=2e-5)
+
+
+def test_layer_norm_layer_matches_keras_and_keeps_its_weights():
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=(2, 5, 12)), tf.float32)
+    d_out = tf.constant(rng.normal(size=(2, 5, 12)), tf.float32)
+    ours = LayerNorm(epsilon=1e-12, name="LayerNorm")
+    keras_ln = keras.layers.LayerNormalization(epsilon=1e-12, name="LayerNorm")
+    for layer in (ours, keras_ln):
+        layer.build(x.shape)
+    for var in ours.weights:
+        var.assign(rng.normal(size=var.shape))
+    keras_ln.set_weights(ours.get_weights())
+    assert [v.path for v in ours.weights] == [v.path for v in keras_ln.weights] == ["LayerNorm/gamma", "LayerNorm/beta"]
+
+    def grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * d_out)
+        return [layer(x)] + tape.gradient(loss, [x] + layer.trainable_variables)
+
+    for got, want in zip(tf.function(lambda: grads(ours))(), grads(keras_ln)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=2e-5)
+    other_axis = LayerNorm(axis=1, epsilon=1e-3)  # not the last axis: Keras's own computation
+    np.testing.assert_allclose(other_axis(x).numpy(),
+                               keras.layers.LayerNormalization(axis=1, epsilon=1e-3)(x).numpy(), atol=1e-6)
+
+
+def test_layer_norm_under_mixed_bfloat16_normalizes_in_float32():
+    layer = LayerNorm(epsilon=1e-12, dtype="mixed_bfloat16")
+    x = tf.constant(np.random.default_rng(4).normal(size=(3, 64)) * 50 + 1000, tf.bfloat16)
+    out = layer(x)
+    assert out.dtype == tf.bfloat16 and layer.gamma.dtype == "float32"
+    want = np_layer_norm(tf.cast(x, tf.float64).numpy(), np.ones(64), np.zeros(64), 1e-12)
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), want, atol=0.02)
+
+
+def test_without_xla_traces_no_function_that_must_be_compiled():
+    x = tf.zeros([2, 8])
+    layer = LayerNorm()
+    layer.build(x.shape)
+
+    def compiled_functions(fn):
+        graph = tf.function(fn).get_concrete_function(x).graph
+        return [f.signature.name for f in graph.as_graph_def().library.function if f.attr["_XlaMustCompile"].b]
+
+    block = lambda x: layer(ops.gelu(x))  # noqa: E731
+    assert len(compiled_functions(block)) == 2  # one forward each for GELU and LayerNorm
+    with ops.without_xla():
+        assert compiled_functions(block) == []
