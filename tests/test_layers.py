@@ -8,6 +8,8 @@ import tensorflow as tf
 from convbert_tf import ops
 from convbert_tf.layers import (ConvBertBlock, ConvBertEmbeddings, GroupedDense, MixedAttention,
                                 SpanDynamicConv)
+from convbert_tf.layers.grouped_dense import grouped_feed_forward
+from tests import numpy_reference as ref
 
 RNG = np.random.default_rng(0)
 
@@ -93,6 +95,37 @@ def test_grouped_dense_is_block_diagonal_dense(groups):
     layer.bias.assign(RNG.normal(size=8).astype(np.float32))
     np.testing.assert_allclose(layer(tf.constant(x)).numpy(), x @ dense + layer.bias.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(y, x @ dense, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_grouped_feed_forward_matches_the_two_layers_and_numpy(groups):
+    """The block's batched grouped FFN = GroupedDense twice (forward and gradients) = the NumPy twin."""
+    first = GroupedDense(24, groups, activation="gelu", initializer_range=0.3)
+    second = GroupedDense(6, groups, initializer_range=0.3)
+    x = tf.constant(RNG.normal(size=(2, 5, 12)), tf.float32)
+    first.build(x.shape)
+    second.build((2, 5, 24))
+    for layer in (first, second):
+        layer.bias.assign(RNG.normal(size=layer.bias.shape))
+    d_out = tf.constant(RNG.normal(size=(2, 5, 6)), tf.float32)
+
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * d_out)
+        return [y] + tape.gradient(loss, [x] + first.trainable_weights + second.trainable_weights)
+
+    fused = tf.function(lambda: value_and_grads(lambda v: grouped_feed_forward(v, first, second)))()
+    layered = value_and_grads(lambda v: second(first(v)))
+    for got, want in zip(fused, layered):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+    kernel1, kernel2 = first.kernel.numpy(), second.kernel.numpy()
+    if groups == 1:
+        kernel1, kernel2 = kernel1[None], kernel2[None]
+    hidden = ref.np_gelu(ref.np_grouped_linear(x.numpy(), kernel1, first.bias.numpy()))
+    np.testing.assert_allclose(fused[0].numpy(), ref.np_grouped_linear(hidden, kernel2, second.bias.numpy()),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_grouped_dense_rejects_widths_that_do_not_divide():

@@ -6,7 +6,7 @@ Legend: B batch, T length, D hidden, I intermediate width, G groups.
 import keras
 
 from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION
-from convbert_tf.layers.grouped_dense import GroupedDense
+from convbert_tf.layers.grouped_dense import GroupedDense, grouped_feed_forward
 from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.layers.mixed_attention import MixedAttention
 from convbert_tf.ops import LAYER_NORM_EPSILON
@@ -85,8 +85,7 @@ class ConvBertBlock(keras.layers.Layer):
         attention_output = self.attention(hidden, padding_mask, training=training)  # [B, T, D]
         attended = self.attention_layer_norm(
             hidden + self.attention_dropout_layer(attention_output, training=training))  # [B, T, D]
-        intermediate = self.intermediate(attended)  # [B, T, I]
-        ffn_output = self.output_dense(intermediate)  # [B, T, D]
+        ffn_output = grouped_feed_forward(attended, self.intermediate, self.output_dense)  # [B, T, D] via [B, T, I]
         return self.output_layer_norm(attended + self.output_dropout(ffn_output, training=training))
 
     def compute_output_shape(self, hidden_shape, padding_mask_shape=None):
