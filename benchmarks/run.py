@@ -38,7 +38,7 @@ def parse_args(argv=None):
                              "the MLM step is also timed with the 'unfold' reference")
     parser.add_argument("--precision_steps", type=int, default=40, help="steps of the mixed-precision loss curve")
     parser.add_argument("--sections", default="all",
-                        help="comma-separated among layer, sizes, serving, pipeline, precision (serving and "
+                        help="comma-separated among layer, fusions, sizes, serving, pipeline, precision (serving and "
                              "pipeline also run the sizes they measure against), or all")
     parser.add_argument("--quick", action="store_true", help="tiny model and shapes, one repeat: a smoke run")
     args = parser.parse_args(argv)

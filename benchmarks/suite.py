@@ -24,6 +24,10 @@ import tensorflow as tf
 from benchmarks import flops
 from convbert_tf import ConvBertEncoder
 from convbert_tf.config import ConvBertConfig
+from convbert_tf import ops
+from convbert_tf.layers import encoder_block
+from convbert_tf.layers.encoder_block import ConvBertBlock
+from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.layers.mixed_attention import MixedAttention
 from convbert_tf.layers.span_conv import IMPLEMENTATIONS
 from convbert_tf.pretraining import trainer
@@ -37,9 +41,10 @@ LAYER_HIDDEN, LAYER_HEADS, LAYER_BATCH, LAYER_LENGTHS = 768, 12, 16, (128, 512)
 STEPS_PER_CALL = 2  # train steps per timed call of the (compiled) train loop
 
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-# What run_all can measure: the attention layer and window sum, per-size train steps and
-# inference, SavedModel latency, the input pipeline, mixed precision.
-SECTIONS = ("layer", "sizes", "serving", "pipeline", "precision")
+# What run_all can measure: the attention layer and window sum, the encoder block with and
+# without its fused ops, per-size train steps and inference, SavedModel latency, the input
+# pipeline, mixed precision.
+SECTIONS = ("layer", "fusions", "sizes", "serving", "pipeline", "precision")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,7 +435,6 @@ def banded_window_sum(values, span_kernel):
 
 def window_sum_section(options: Options, shapes: Shapes, report: Report, dtype: str):
     """The span convolution's window sum alone, fwd+bwd, in every formulation tried."""
-    from convbert_tf import ops
     heads, head_size, kernel_size = shapes.layer_heads // 2, shapes.layer_hidden // shapes.layer_heads, 9
     report.line(f"\n== span convolution window sum alone: {heads} heads x {head_size}, K {kernel_size}, batch "
                 f"{shapes.layer_batch}, fwd+bwd, {dtype} ==")
@@ -469,6 +473,82 @@ def window_sum_section(options: Options, shapes: Shapes, report: Report, dtype: 
                              for a, b in zip(outputs[name], outputs[reference]))
             report.line(f"{'':6}{name:<20}{1e3 * median(times[name]):>9.1f} {spread(times[name]):>4}"
                         f"{median(times[name]) / median(times[reference]):>11.2f}{difference:>14.1e}")
+
+
+@contextlib.contextmanager
+def unfused(gelu_and_layer_norm: bool, grouped_ffn: bool):
+    """While a function traces: TensorFlow's GELU and Keras's LayerNorm instead of the XLA-fused
+    ops, and/or the grouped FFN as two GroupedDense calls instead of one batched path. The
+    references the fused paths replaced (same numbers), for the `fusions` section only."""
+    saved = ops._gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward
+    if gelu_and_layer_norm:
+        ops._gelu_xla = lambda x: tf.nn.gelu(x, approximate=False)
+        LayerNorm.call = keras.layers.LayerNormalization.call
+    if grouped_ffn:
+        encoder_block.grouped_feed_forward = lambda inputs, first, second: second(first(inputs))
+    try:
+        yield
+    finally:
+        ops._gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward = saved
+
+
+def fusions_section(size: str, options: Options, shapes: Shapes, report: Report, dtype: str):
+    """One encoder block of `size`, fwd+bwd in training (dropout on), with and without the fused ops."""
+    config = ConvBertConfig.from_preset(size) if not options.quick else ConvBertConfig(**QUICK_OVERRIDES, linear_groups=2)
+    report.line(f"\n== fused ops: one {size if not options.quick else 'tiny'} encoder block (hidden {config.hidden_size}, "
+                f"G {config.linear_groups}), batch {shapes.train_batch} x {shapes.seq_length}, fwd+bwd, {dtype} ==")
+    policy = POLICIES[dtype]
+    keras.utils.set_random_seed(0)
+    blocks = {}
+    for model, cfg in (("ConvBERT", config), ("BERT", bert_of(config))):
+        blocks[model] = ConvBertBlock(
+            cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size, head_ratio=cfg.head_ratio,
+            conv_kernel_size=cfg.conv_kernel_size, conv_type=cfg.conv_type, linear_groups=cfg.linear_groups,
+            hidden_act=cfg.hidden_act, hidden_dropout=0.1, attention_dropout=0.1,
+            conv_implementation=options.conv_implementation, dtype=policy)
+        blocks[model].build((None, None, cfg.hidden_size))
+    variants = {"ConvBERT": ("ConvBERT", False, False),
+                "ConvBERT, GELU + LayerNorm unfused": ("ConvBERT", True, False),
+                "BERT": ("BERT", False, False),
+                "BERT, GELU + LayerNorm unfused": ("BERT", True, False)}
+    if config.linear_groups > 1:
+        variants["ConvBERT, grouped FFN as 2 layers"] = ("ConvBERT", False, True)
+        variants["ConvBERT, nothing fused"] = ("ConvBERT", True, True)
+    with tf.device(options.device):
+        hidden = tf.random.normal([shapes.train_batch, shapes.seq_length, config.hidden_size])
+        padding_mask = tf.ones([shapes.train_batch, shapes.seq_length], tf.int32)
+        # a random direction: the sum of squares of a LayerNorm's output is constant, its gradient 0
+        probe = tf.random.normal(hidden.shape)
+        steps, outputs = {}, {}
+        for name, (model, gelu_and_layer_norm, grouped_ffn) in variants.items():
+            block = blocks[model]
+
+            @tf.function
+            def step(hidden, padding_mask, block=block, evaluate=False):
+                with tf.GradientTape() as tape:
+                    tape.watch(hidden)
+                    output = block(hidden, padding_mask, training=not evaluate)
+                    loss = tf.reduce_sum(tf.cast(output, tf.float32) * probe)
+                return [output] + tape.gradient(loss, [hidden] + block.trainable_weights)
+
+            with unfused(gelu_and_layer_norm, grouped_ffn):  # traced here, once per `evaluate`
+                outputs[name] = [tf.cast(t, tf.float32).numpy() for t in step(hidden, padding_mask, evaluate=True)]
+                step(hidden, padding_mask)
+            steps[name] = lambda step=step: step(hidden, padding_mask)[1].numpy()
+        times = interleaved(steps, options.repeats)
+    report.line(f"{'variant':<36}{'ms (median)':>14}{'vs fused':>10}{'max rel diff':>14}")
+    for name, (model, _, _) in variants.items():
+        # output and every gradient, each relative to its own scale; a gradient that is 0 in exact
+        # arithmetic (the key bias's: softmax ignores a constant shift) is measured on the largest's
+        floor = 1e-3 * max(float(np.abs(b).max()) for b in outputs[model])
+        difference = max(float(np.abs(a - b).max() / max(float(np.abs(b).max()), floor))
+                         for a, b in zip(outputs[name], outputs[model]))
+        report.line(f"{name:<36}{1e3 * median(times[name]):>9.1f} {spread(times[name]):>4}"
+                    f"{median(times[name]) / median(times[model]):>10.2f}{difference:>14.1e}")
+    fused_ratio = median(times["ConvBERT"]) / median(times["BERT"])
+    plain = "ConvBERT, nothing fused" if config.linear_groups > 1 else "ConvBERT, GELU + LayerNorm unfused"
+    report.line(f"RATIO {size} block time ConvBERT/BERT = {fused_ratio:.2f} fused; "
+                f"{median(times[plain]) / median(times['BERT, GELU + LayerNorm unfused']):.2f} unfused")
 
 
 def size_section(size: str, workspace: Workspace, options: Options, shapes: Shapes, report: Report,
@@ -693,6 +773,10 @@ def run_all(options: Options, out) -> list:
                 layer = attention_layer_section(options, shapes, report, dtype)
             with report.section():
                 window_sum_section(options, shapes, report, dtype)
+        if "fusions" in chosen:
+            for size in ("small",) if options.quick else options.sizes:
+                with report.section():
+                    fusions_section(size, options, shapes, report, dtype)
         if chosen & {"sizes", "serving", "pipeline"}:  # serving and pipeline use a size's figures
             for size in ("small",) if options.quick else options.sizes:
                 with report.section():

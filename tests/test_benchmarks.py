@@ -47,14 +47,21 @@ def test_quick_benchmark_prints_every_ratio_and_goal():
     for expected in ("RATIO layer T=32 time mixed", "RATIO layer T=64 activation memory",
                      "RATIO small mlm step time ConvBERT/BERT", "RATIO small electra step time ConvBERT/BERT",
                      "RATIO small inference latency time ConvBERT/BERT", "RATIO SavedModel/in-process",
-                     "RATIO input pipeline rate", "RATIO bfloat16/float32", "GOAL"):
+                     "RATIO input pipeline rate", "RATIO bfloat16/float32", "RATIO small block time ConvBERT/BERT",
+                     "GOAL"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
+    # the fused ops' references (TF's GELU, Keras's LayerNorm, two GroupedDense calls) agree with them
+    fusion_lines = [line for line in out.splitlines() if "unfused" in line or "as 2 layers" in line
+                    or "nothing fused" in line]
+    fusion_lines = [line for line in fusion_lines if not line.startswith("RATIO")]
+    assert len(fusion_lines) == 4, out
+    assert all(float(line.split()[-1]) < 1e-4 for line in fusion_lines), fusion_lines
 
 
 def test_sections_flag_is_checked():
     from benchmarks.run import parse_args
     args, sizes = parse_args(["--sections=layer,precision", "--base"])
     assert args.sections == ("layer", "precision") and sizes == ("small", "medium-small", "base")
-    assert parse_args([])[0].sections == ("layer", "sizes", "serving", "pipeline", "precision")
+    assert parse_args([])[0].sections == ("layer", "fusions", "sizes", "serving", "pipeline", "precision")
     with pytest.raises(SystemExit):
         parse_args(["--sections=layer,speed"])
