@@ -494,9 +494,11 @@ def unfused(gelu_and_layer_norm: bool, grouped_ffn: bool):
 
 def fusions_section(size: str, options: Options, shapes: Shapes, report: Report, dtype: str):
     """One encoder block of `size`, fwd+bwd in training (dropout on), with and without the fused ops."""
-    config = ConvBertConfig.from_preset(size) if not options.quick else ConvBertConfig(**QUICK_OVERRIDES, linear_groups=2)
-    report.line(f"\n== fused ops: one {size if not options.quick else 'tiny'} encoder block (hidden {config.hidden_size}, "
-                f"G {config.linear_groups}), batch {shapes.train_batch} x {shapes.seq_length}, fwd+bwd, {dtype} ==")
+    config = (ConvBertConfig.from_preset(size) if not options.quick
+              else ConvBertConfig(**QUICK_OVERRIDES, linear_groups=2))
+    report.line(f"\n== fused ops: one {size if not options.quick else 'tiny'} encoder block "
+                f"(hidden {config.hidden_size}, G {config.linear_groups}), batch {shapes.train_batch} x "
+                f"{shapes.seq_length}, fwd+bwd, {dtype} ==")
     policy = POLICIES[dtype]
     keras.utils.set_random_seed(0)
     blocks = {}
