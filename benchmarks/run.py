@@ -33,6 +33,10 @@ def parse_args(argv=None):
                         help="also time every train step compiled with XLA, interleaved with the uncompiled one")
     parser.add_argument("--device", default="/CPU:0", help="TF device, e.g. /CPU:0 or /GPU:0")
     parser.add_argument("--threads", type=int, default=2, help="TF intra-op threads (CPU)")
+    parser.add_argument("--inter_op_threads", type=int, default=None,
+                        help="TF inter-op threads (ops run side by side); default: --threads, which is "
+                             "TensorFlow's own default on a machine with that many cores, and what the "
+                             "run_* scripts get. 1 runs one op at a time")
     parser.add_argument("--conv_implementation", default="shifted_xla", choices=CONV_IMPLEMENTATIONS,
                         help="span convolution of the ConvBERT figures (the layer table shows them all); "
                              "the MLM step is also timed with the 'unfold' reference")
@@ -55,6 +59,12 @@ def parse_args(argv=None):
     args.sections = sections
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    if args.inter_op_threads is None:
+        args.inter_op_threads = args.threads
+    if args.inter_op_threads < 1:
+        parser.error("--inter_op_threads must be >= 1")
     return args, tuple(sizes)
 
 
@@ -62,10 +72,11 @@ def main(argv=None):
     args, sizes = parse_args(argv)
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     from benchmarks import suite
     options = suite.Options(sizes=sizes, repeats=1 if args.quick else args.repeats, dtype=args.dtype,
                             jit_compile=args.jit_compile, device=args.device, threads=args.threads,
+                            inter_op_threads=args.inter_op_threads,
                             conv_implementation=args.conv_implementation, quick=args.quick,
                             precision_steps=args.precision_steps, sections=args.sections)
     suite.run_all(options, sys.stdout)

@@ -56,6 +56,7 @@ class Options:
     jit_compile: bool = False
     device: str = "/CPU:0"
     threads: int = 2
+    inter_op_threads: int = 2
     conv_implementation: str = "shifted_xla"
     quick: bool = False
     precision_steps: int = 40
@@ -165,6 +166,7 @@ def machine_description(options: Options) -> str:
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return (f"{platform.node()}: {model}, {os.cpu_count()} CPUs visible ({', '.join(vector) or 'no AVX-512'}"
             f"{'; AMX' if 'amx_bf16' in flags else '; no AMX'}), {options.threads} TF intra-op threads, "
+            f"{options.inter_op_threads} inter-op, "
             f"device {options.device}{' (GPUs: ' + ', '.join(gpus) + ')' if gpus else ''}, "
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
 

@@ -65,3 +65,12 @@ def test_sections_flag_is_checked():
     assert parse_args([])[0].sections == ("layer", "fusions", "sizes", "serving", "pipeline", "precision")
     with pytest.raises(SystemExit):
         parse_args(["--sections=layer,speed"])
+
+
+def test_inter_op_threads_follow_threads_unless_given():
+    from benchmarks.run import parse_args
+    assert parse_args([])[0].inter_op_threads == 2
+    assert parse_args(["--threads=4"])[0].inter_op_threads == 4
+    assert parse_args(["--threads=4", "--inter_op_threads=1"])[0].inter_op_threads == 1
+    with pytest.raises(SystemExit):
+        parse_args(["--inter_op_threads=0"])
