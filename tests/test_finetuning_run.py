@@ -147,3 +147,16 @@ def test_trials_report_the_median_and_keep_only_the_last_weights(tmp_path):
     assert os.listdir(runs / "sst_model_3" / "train")  # TensorBoard events of the fine-tuning loss
     table = open(tmp_path / "models" / "tiny" / "results" / "sst_results.txt").read()
     assert "trial 3" in table and "median" in table
+
+    # A rerun of the finished run trains nothing again, though trials 1 and 2 lost their weights.
+    out = io.StringIO()
+    again = run_finetuning(hparams(tmp_path, task_names=["sst"], num_trials=3, num_train_epochs=1.0,
+                                   write_test_outputs=False, export=False), CPU, out=out)
+    assert again == summary
+    assert out.getvalue().count("its results are reused") == 3 and "fine-tuning sst" not in out.getvalue()
+    # Other hparams run the trial again, and say why.
+    out = io.StringIO()
+    changed = run_finetuning(hparams(tmp_path, task_names=["sst"], num_trials=1, num_train_epochs=1.0,
+                                     learning_rate=1e-3, write_test_outputs=False, export=False), CPU, out=out)
+    assert "trial 1: finished before with other hparams (learning_rate); running it again" in out.getvalue()
+    assert "trial 1: fine-tuning sst" in out.getvalue() and len(changed["sst"]["trials"]) == 1

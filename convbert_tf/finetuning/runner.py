@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 
@@ -29,6 +30,12 @@ from convbert_tf.run_guard import (TRIAL_INTERRUPTED_WRITE_PATTERNS, check_model
                                    checkpoint_bytes, model_dir_lock, remove_interrupted_writes)
 
 RANDOM_INIT = "random"
+# Written into a trial's directory when the trial has finished (trained, scored, written out):
+# its hparams and dev results, so that a rerun of the same run reuses them instead of
+# training the trial again (its weights may be gone: keep_all_models=false).
+TRIAL_RESULTS_FILENAME = "trial_results.json"
+# Hparams that do not change what a finished trial produced.
+_HPARAMS_NOT_IN_TRIAL = ("num_trials", "keep_all_models", "log_examples")
 
 
 def check_init_checkpoint(path: str | None) -> str | None:
@@ -145,9 +152,38 @@ class FinetuningRun:
             loss_scale = DynamicLossScale(keras.mixed_precision.global_policy().compute_dtype == "float16")
         return model, optimizer, loss_scale
 
+    def trial_hparams(self) -> dict:
+        """The hparams that decide a trial's outcome, as JSON values."""
+        values = json.loads(self.hp.to_json_string())
+        return {k: v for k, v in values.items() if k not in _HPARAMS_NOT_IN_TRIAL}
+
+    def finished_trial_results(self, trial: int) -> dict | None:
+        """The dev results of this trial from an earlier run with the same hparams, else None."""
+        path = os.path.join(self.trial_dir(trial), TRIAL_RESULTS_FILENAME)
+        if not self.hp.do_train or not os.path.exists(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            saved, results = record["hparams"], record["results"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self.log(f"trial {trial}: ignoring unreadable {path} ({e}); running the trial")
+            return None
+        current = self.trial_hparams()
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if changed:
+            self.log(f"trial {trial}: finished before with other hparams ({', '.join(changed)}); running it again")
+            return None
+        self.log(f"trial {trial}: finished by an earlier run with these hparams; its results are reused "
+                 f"from {path} (delete that file to run the trial again)")
+        return results
+
     def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
         hp = self.hp
         trial_dir = self.trial_dir(trial)
+        finished = self.finished_trial_results(trial)
+        if finished is not None:
+            return finished
         leftovers = remove_interrupted_writes(trial_dir, TRIAL_INTERRUPTED_WRITE_PATTERNS)
         if leftovers:
             self.log(f"trial {trial}: removed {len(leftovers)} partial write(s) of an interrupted run: "
@@ -199,6 +235,9 @@ class FinetuningRun:
                                    max_answer_length=hp.max_answer_length, qa_na_threshold=hp.qa_na_threshold,
                                    overwrite=True)
                 self.log(f"exported {path}")
+        if hp.do_train and is_chief(self.strategy):
+            outputs_lib.write_json(os.path.join(trial_dir, TRIAL_RESULTS_FILENAME),
+                                   {"hparams": self.trial_hparams(), "results": results})
         return results
 
     def predict(self, task, trainer, split):
