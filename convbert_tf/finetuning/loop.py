@@ -13,6 +13,8 @@ from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay
 
 MODEL_INPUTS = ("input_ids", "input_mask", "segment_ids")
+# The feature that carries each row's index through a distributed predict.
+ROW_INDEX = "row_index"
 
 
 def pad_features(arrays: dict, multiple: int) -> tuple[dict, int]:
@@ -101,24 +103,42 @@ class Trainer:
         return loss
 
     def predict(self, arrays: dict, batch_size: int) -> dict:
-        """Runs the model in inference mode over all rows; returns {task: {output: array}} (real rows only)."""
-        multiple = batch_size
-        padded, count = pad_features(arrays, multiple)
+        """Runs the model in inference mode over all rows; returns {task: {output: array}} (real rows only).
+
+        Every worker gets every row's outputs: each batch's outputs are gathered from all
+        replicas (of all workers) with the rows' indices, and put back in row order.
+        """
+        padded, count = pad_features(arrays, batch_size * self.strategy.num_replicas_in_sync)
+        total = len(padded["input_ids"])
+        padded = dict(padded, **{ROW_INDEX: np.arange(total, dtype=np.int64)})
         dataset = self.strategy.experimental_distribute_dataset(
             dataset_from_arrays(padded, batch_size, False, 0))
 
+        def replica_step(features):
+            features = dict(features)
+            rows = features.pop(ROW_INDEX)
+            return self.model(features, training=False), rows
+
         @tf.function
         def predict_step(features):
-            return self.strategy.run(lambda f: self.model(f, training=False), args=(features,))
+            outputs = self.strategy.run(replica_step, args=(features,))
+            return tf.nest.map_structure(lambda value: self.strategy.gather(value, axis=0), outputs)
 
         collected: dict = {}
+        row_parts = []
         for features in dataset:
-            outputs = predict_step(features)
+            outputs, rows = predict_step(features)
+            row_parts.append(rows.numpy())
             for task, values in outputs.items():
                 for key, value in values.items():
-                    parts = [np.asarray(v) for v in self.strategy.experimental_local_results(value)]
-                    collected.setdefault(task, {}).setdefault(key, []).append(np.concatenate(parts))
-        return {task: {k: np.concatenate(v)[:count] for k, v in values.items()} for task, values in collected.items()}
+                    collected.setdefault(task, {}).setdefault(key, []).append(value.numpy())
+        rows = np.concatenate(row_parts) if row_parts else np.zeros([0], np.int64)
+        seen, first = np.unique(rows, return_index=True)  # sorted row indices, where each came first
+        if not np.array_equal(seen, np.arange(total)):
+            raise RuntimeError(f"predict: the replicas returned {len(seen)} of {total} rows; the input "
+                               "pipeline lost or invented rows")
+        order = first[:count]
+        return {task: {k: np.concatenate(v)[order] for k, v in values.items()} for task, values in collected.items()}
 
 
 def empty_label_arrays(count: int, max_seq_length: int) -> dict:
