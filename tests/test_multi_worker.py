@@ -1,4 +1,5 @@
-"""MultiWorkerMirroredStrategy: several run_pretraining.py processes on 127.0.0.1, and worker loss."""
+"""MultiWorkerMirroredStrategy: several run_pretraining.py / run_finetuning.py processes on 127.0.0.1,
+and worker loss."""
 
 import json
 import os
@@ -26,10 +27,11 @@ def _free_port():
 
 
 class Cluster:
-    """`run_pretraining.py --strategy=multi_worker_mirrored` once per worker of one TF_CONFIG cluster."""
+    """`<script> --strategy=multi_worker_mirrored` once per worker of one TF_CONFIG cluster."""
 
-    def __init__(self, tmp_path, data_dir, num_workers, hparams, model_name):
+    def __init__(self, tmp_path, data_dir, num_workers, hparams, model_name, script="run_pretraining.py"):
         self.tmp_path, self.data_dir, self.hparams, self.model_name = tmp_path, data_dir, hparams, model_name
+        self.script = script
         self.cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(num_workers)]}
         self.model_dir = os.path.join(data_dir, "models", model_name)
         self.launches = 0
@@ -44,7 +46,7 @@ class Cluster:
                        TF_CONFIG=json.dumps({"cluster": self.cluster, "task": {"type": "worker", "index": index}}))
             with open(stem + ".out", "w") as out, open(stem + ".err", "w") as err:
                 procs.append(subprocess.Popen(
-                    [sys.executable, "run_pretraining.py", f"--data_dir={self.data_dir}",
+                    [sys.executable, self.script, f"--data_dir={self.data_dir}",
                      f"--model_name={self.model_name}", "--strategy=multi_worker_mirrored",
                      f"--hparams={json.dumps(self.hparams)}"],
                     cwd=ROOT, env=env, stdout=out, stderr=err))
@@ -128,6 +130,30 @@ def test_two_workers_train_and_only_the_chief_checkpoints(data_dir, tmp_path):
         assert p.returncode == 0, _read(stem + ".err")[-3000:]
     assert os.path.basename(tf.train.latest_checkpoint(cluster.model_dir)) == "ckpt-4"
     assert "2 replica(s)" in _read(stems[0] + ".out")
+
+
+def test_two_workers_fine_tune_and_only_the_chief_writes_the_trials(tmp_path):
+    from tests.finetuning_data import HPARAMS, write_pretrained, write_sst
+    data_dir = str(tmp_path / "finetune")
+    write_pretrained(data_dir)
+    write_sst(data_dir, n_train=64, n_dev=32)
+    hp = dict(HPARAMS, task_names=["sst"], num_trials=2, num_train_epochs=1.0, write_test_outputs=False)
+    cluster = Cluster(tmp_path, data_dir, 2, hp, "tiny", script="run_finetuning.py")
+    procs, stems = cluster.start()
+    _wait_all(procs, timeout=300)
+    for p, stem in zip(procs, stems):
+        assert p.returncode == 0, _read(stem + ".err")[-3000:]
+    runs = os.path.join(cluster.model_dir, "finetuning_models")
+    exports = [[line for line in _read(stem + ".out").splitlines() if line.startswith("exported ")] for stem in stems]
+    # Both workers export (saving may need every worker); only the chief into model_dir.
+    assert len(exports[0]) == len(exports[1]) == 2, exports
+    assert all(line.startswith(f"exported {runs}") for line in exports[0]), exports
+    assert not any(runs in line for line in exports[1]), exports
+    assert tf.train.latest_checkpoint(os.path.join(runs, "sst_model_2"))
+    for trial in (1, 2):
+        with open(os.path.join(runs, f"sst_model_{trial}", "trial_results.json")) as f:
+            assert "accuracy" in json.load(f)["results"]["sst"]
+    assert "trial 2" in _read(os.path.join(cluster.model_dir, "results", "sst_results.txt"))
 
 
 @pytest.mark.slow

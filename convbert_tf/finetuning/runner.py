@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -86,6 +88,10 @@ class FinetuningRun:
             self.log("init_checkpoint is \"random\": fine-tuning from random weights, as asked")
         self.specs = [HeadSpec(t.name, t.kind, len(t.label_list) if t.label_list else 1) for t in self.tasks]
         self.run_dir = os.path.join(hp.model_dir, "finetuning_models")
+        # Under a multi-worker strategy every worker trains, scores and saves (saving may need
+        # all of them), but only the chief writes into model_dir; the others write into a
+        # throwaway directory per trial.
+        self.chief = is_chief(strategy)
         self.results_dir = os.path.join(hp.model_dir, "results")
 
     def log(self, message):
@@ -179,11 +185,20 @@ class FinetuningRun:
         return results
 
     def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
-        hp = self.hp
-        trial_dir = self.trial_dir(trial)
         finished = self.finished_trial_results(trial)
         if finished is not None:
             return finished
+        if self.chief:
+            return self._run_trial(trial, self.trial_dir(trial), train_arrays, num_steps)
+        scratch = tempfile.mkdtemp(prefix=f"convbert-finetuning-worker-trial{trial}-")
+        try:
+            return self._run_trial(trial, scratch, train_arrays, num_steps)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _run_trial(self, trial: int, trial_dir: str, train_arrays, num_steps: int) -> dict:
+        """Runs one trial, writing into trial_dir (a throwaway directory on non-chief workers)."""
+        hp = self.hp
         leftovers = remove_interrupted_writes(trial_dir, TRIAL_INTERRUPTED_WRITE_PATTERNS)
         if leftovers:
             self.log(f"trial {trial}: removed {len(leftovers)} partial write(s) of an interrupted run: "
@@ -199,10 +214,11 @@ class FinetuningRun:
         manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
                                              step_counter=optimizer.iterations)
         start = 0
-        if manager.latest_checkpoint:
-            checkpoint.read(manager.latest_checkpoint).assert_existing_objects_matched()
+        latest = manager.latest_checkpoint if self.chief else tf.train.latest_checkpoint(self.trial_dir(trial))
+        if latest:
+            checkpoint.read(latest).assert_existing_objects_matched()
             start = int(optimizer.iterations.numpy())
-            self.log(f"trial {trial}: resuming from {manager.latest_checkpoint} at step {start}")
+            self.log(f"trial {trial}: resuming from {latest} at step {start}")
         if hp.do_train and start < num_steps:
             self.log(f"trial {trial}: fine-tuning {hp.task_label} for {num_steps} steps "
                      f"(batch {hp.train_batch_size}, lr {hp.learning_rate})")
@@ -235,7 +251,7 @@ class FinetuningRun:
                                    max_answer_length=hp.max_answer_length, qa_na_threshold=hp.qa_na_threshold,
                                    overwrite=True)
                 self.log(f"exported {path}")
-        if hp.do_train and is_chief(self.strategy):
+        if hp.do_train and self.chief:
             outputs_lib.write_json(os.path.join(trial_dir, TRIAL_RESULTS_FILENAME),
                                    {"hparams": self.trial_hparams(), "results": results})
         return results
@@ -305,9 +321,9 @@ class FinetuningRun:
         trials = []
         for trial in range(1, hp.num_trials + 1):
             trials.append(self.run_trial(trial, train_arrays, num_steps))
-            if not hp.keep_all_models and trial < hp.num_trials:
+            if not hp.keep_all_models and trial < hp.num_trials and self.chief:
                 self.remove_checkpoints(trial)
-            if trials[-1]:
+            if trials[-1] and self.chief:
                 paths = outputs_lib.write_results(self.results_dir, trials, name=f"{hp.task_label}_results")
                 self.log(f"results: {paths['txt']}")
         summary = outputs_lib.summarize_trials(trials)
@@ -325,6 +341,6 @@ def run_finetuning(hp: FinetuningHParams, strategy, jit_compile=False, out=sys.s
     """
     run = FinetuningRun(hp, strategy, jit_compile, out)
     run.check_run_dir()
-    lock = model_dir_lock(run.run_dir, f".{hp.task_label}.run.lock") if is_chief(strategy) else contextlib.nullcontext()
+    lock = model_dir_lock(run.run_dir, f".{hp.task_label}.run.lock") if run.chief else contextlib.nullcontext()
     with lock:
         return run.run()
