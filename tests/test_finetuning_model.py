@@ -132,3 +132,50 @@ def test_jit_compiled_fine_tuning_steps_match_the_plain_ones():
     assert largest_gap(initial[False], initial[True]) == 0  # the same start
     assert largest_gap(initial[True], trained[True]) > 1e-3  # the steps did train
     assert largest_gap(trained[False], trained[True]) < 1e-4  # Adam moved weights by ~4e-2 in 4 steps
+
+
+PREDICT_ON_TWO_REPLICAS = """
+import json
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from convbert_tf import ConvBertEncoder
+from convbert_tf.finetuning.loop import Trainer
+from convbert_tf.finetuning.model import FinetuningModel
+from convbert_tf.optimization import AdamWeightDecay
+from tests.test_finetuning_model import CONFIG, SPECS, batch
+
+rng = np.random.default_rng(1)
+parts = [{k: v.numpy() for k, v in batch(rng, [0, 1, 2, 3]).items()} for _ in range(3)]
+arrays = {k: np.concatenate([p[k] for p in parts])[:11] for k in parts[0]}  # 11 rows: batches pad
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = FinetuningModel(ConvBertEncoder(CONFIG), SPECS, beam_size=3)
+    model({k: tf.constant(v[:4]) for k, v in arrays.items()}, training=False)
+    optimizer = AdamWeightDecay(1e-3)
+    optimizer.build(model.trainable_variables)
+got = Trainer(model, optimizer, strategy, global_batch_size=4).predict(arrays, batch_size=4)
+want = model({k: tf.constant(v) for k, v in arrays.items()}, training=False)
+gaps = {f"{task}/{key}": float(np.abs(np.asarray(value, np.float64)
+                                      - want[task][key].numpy().astype(np.float64)).max())
+        for task, values in got.items() for key, value in values.items()}
+print(json.dumps({"rows": {t: {k: len(v) for k, v in values.items()} for t, values in got.items()}, "gaps": gaps}))
+"""
+
+
+def test_predict_on_two_replicas_returns_every_row_in_row_order():
+    """Trainer.predict under MirroredStrategy (2 logical CPUs): each row's outputs, in order, as
+    one direct call of the model gives them (11 rows, so the last batch is padded)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", PREDICT_ON_TWO_REPLICAS], cwd=root, capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(n == 11 for values in report["rows"].values() for n in values.values()), report
+    assert report["gaps"] and max(report["gaps"].values()) < 1e-4, report

@@ -149,6 +149,10 @@ def test_two_workers_fine_tune_and_only_the_chief_writes_the_trials(tmp_path):
     assert len(exports[0]) == len(exports[1]) == 2, exports
     assert all(line.startswith(f"exported {runs}") for line in exports[0]), exports
     assert not any(runs in line for line in exports[1]), exports
+    # Each worker scored every dev row: the same accuracy on both, per trial.
+    scores = [[line for line in _read(stem + ".out").splitlines() if line.startswith("sst dev: accuracy")]
+              for stem in stems]
+    assert len(scores[0]) == 2 and scores[0] == scores[1], scores
     assert tf.train.latest_checkpoint(os.path.join(runs, "sst_model_2"))
     for trial in (1, 2):
         with open(os.path.join(runs, f"sst_model_{trial}", "trial_results.json")) as f:
