@@ -110,7 +110,7 @@ class Trainer:
         """
         padded, count = pad_features(arrays, batch_size * self.strategy.num_replicas_in_sync)
         total = len(padded["input_ids"])
-        padded = dict(padded, **{ROW_INDEX: np.arange(total, dtype=np.int64)})
+        padded = dict(padded, **{ROW_INDEX: np.arange(total, dtype=np.int32)})  # int32: native on TPUs
         dataset = self.strategy.experimental_distribute_dataset(
             dataset_from_arrays(padded, batch_size, False, 0))
 
@@ -132,7 +132,7 @@ class Trainer:
             for task, values in outputs.items():
                 for key, value in values.items():
                     collected.setdefault(task, {}).setdefault(key, []).append(value.numpy())
-        rows = np.concatenate(row_parts) if row_parts else np.zeros([0], np.int64)
+        rows = np.concatenate(row_parts) if row_parts else np.zeros([0], np.int32)
         seen, first = np.unique(rows, return_index=True)  # sorted row indices, where each came first
         if not np.array_equal(seen, np.arange(total)):
             raise RuntimeError(f"predict: the replicas returned {len(seen)} of {total} rows; the input "
