@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import platform
@@ -30,6 +31,7 @@ from convbert_tf.layers.encoder_block import ConvBertBlock
 from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.layers.mixed_attention import MixedAttention
 from convbert_tf.layers.span_conv import IMPLEMENTATIONS
+from convbert_tf.optimization import AdamWeightDecay
 from convbert_tf.pretraining import trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 
@@ -758,6 +760,41 @@ def precision_section(workspace: Workspace, options: Options, shapes: Shapes, re
     return speedup, half_gap, seed_gap, peak_ratio
 
 
+def optimizer_section(size: str, options: Options, report: Report):
+    """One AdamWeightDecay update (clipping, decay) of a size's encoder variables, fused and op by op."""
+    config = (ConvBertConfig.from_preset(size) if not options.quick
+              else ConvBertConfig(**QUICK_OVERRIDES, linear_groups=2))
+    rng = np.random.default_rng(0)
+    with tf.device(options.device):
+        keras.utils.set_random_seed(0)
+        encoder = ConvBertEncoder(config)
+        ids = tf.ones([1, 8], tf.int32)
+        encoder({"input_ids": ids, "input_mask": ids, "segment_ids": 0 * ids})
+        initial = [v.numpy() for v in encoder.trainable_variables]
+        grads = [tf.constant(rng.standard_normal(x.shape).astype(np.float32) * 1e-2) for x in initial]
+        variables, updates = {}, {}
+        for name, fused in (("fused", True), ("op by op", False)):
+            variables[name] = [keras.Variable(x, name=f"copy_{i}") for i, x in enumerate(initial)]
+            optimizer = AdamWeightDecay(1e-4, fused_update=fused)
+            optimizer.build(variables[name])
+            # the encoder's decay decisions (the copies' paths name no LayerNorm or bias)
+            optimizer._uses_weight_decay = tuple(optimizer.uses_weight_decay(v.path)
+                                                 for v in encoder.trainable_variables)
+            apply = tf.function(functools.partial(optimizer.apply, grads, variables[name]))
+            updates[name] = lambda apply=apply: [apply() for _ in range(5)]
+        times = interleaved(updates, options.repeats)
+    difference = max(float(np.abs(a.numpy() - b.numpy()).max() / np.abs(b.numpy()).max())
+                     for a, b in zip(variables["fused"], variables["op by op"]))
+    count = sum(x.size for x in initial)
+    size = size if not options.quick else "tiny"
+    report.line(f"optimizer update of the {size} encoder's {len(initial)} variables ({count / 1e6:.1f} M "
+                f"parameters), after equal steps max rel diff {difference:.1e}:")
+    for name in updates:
+        report.line(f"  {name:<10}{1e3 * median(times[name]) / 5:>9.1f} ms {spread(times[name]):>4}")
+    report.line(f"RATIO {size} optimizer update time fused/op by op = "
+                f"{median(times['fused']) / median(times['op by op']):.2f}")
+
+
 def run_all(options: Options, out) -> list:
     """Runs the chosen sections, prints the figures and the goal verdicts; returns the verdicts."""
     report = Report(out)
@@ -781,6 +818,7 @@ def run_all(options: Options, out) -> list:
             for size in ("small",) if options.quick else options.sizes:
                 with report.section():
                     fusions_section(size, options, shapes, report, dtype)
+                    optimizer_section(size, options, report)
         if chosen & {"sizes", "serving", "pipeline"}:  # serving and pipeline use a size's figures
             for size in ("small",) if options.quick else options.sizes:
                 with report.section():

@@ -11,6 +11,7 @@ Reference: the original release's `model/optimization.py` (ELECTRA's), described
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from typing import Callable, Iterable, Mapping, Sequence, Union
@@ -148,6 +149,14 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     `optimizer.build(model.trainable_variables)`; slots are saved and restored with
     `tf.train.Checkpoint(optimizer=optimizer)`. Works in `tf.function(jit_compile=True)`.
 
+    Fused update: by default each variable's update (the three lines above) runs as one
+    XLA-compiled function that reads θ, m, v and g once and writes θ, m, v in place, instead
+    of about a dozen TensorFlow ops that each read and write a whole tensor. It computes the
+    same expressions in the same order (equal to float rounding; `fused_update=False` runs
+    them op by op, the reference it is tested against). On 2 CPU cores it takes the update of
+    a 13 M-parameter model, clipping included, from about 51 to 24 ms (benchmarks/README.md). Under an enclosing
+    XLA compilation (`jit_compile`, TPUs) it is simply part of the compiled step.
+
     Not supported (rejected as unknown arguments): Keras's `weight_decay`, `clipnorm`,
     `clipvalue`, `global_clipnorm`, EMA, loss scaling and gradient accumulation.
     Gradients given as `tf.IndexedSlices` (embedding lookups) are made dense, and the
@@ -165,6 +174,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         lr_multipliers: None, a dict from variable path to multiplier (every variable the
             optimizer is built with must have an entry), or a callable path -> multiplier.
             Only a dict (or None) survives `get_config`.
+        fused_update: run each variable's update as one fused kernel (see above).
         name: optimizer name (prefix of its slot variables).
     """
 
@@ -178,6 +188,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         clip_norm: float | None = 1.0,
         weight_decay_exclude_patterns: Sequence[str] = DEFAULT_WEIGHT_DECAY_EXCLUDE_PATTERNS,
         lr_multipliers: LrMultipliers | None = None,
+        fused_update: bool = True,
         name: str | None = None,
     ):
         super().__init__(learning_rate=learning_rate, name=name)
@@ -200,6 +211,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.fused_update = bool(fused_update)
         self.weight_decay_exclude_patterns = tuple(weight_decay_exclude_patterns)
         self._exclude_regexes = tuple(re.compile(p) for p in self.weight_decay_exclude_patterns)
         self.lr_multipliers = dict(lr_multipliers) if isinstance(lr_multipliers, Mapping) else (
@@ -328,7 +340,13 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         m = self._momentums[index]
         v = self._velocities[index]
         gradient = tf.cast(gradient, dtype)  # [*]
-        learning_rate = tf.cast(learning_rate, dtype) * self._variable_lr_multipliers[index]
+        learning_rate = tf.cast(learning_rate, dtype) * self._variable_lr_multipliers[index]  # []
+        if self.fused_update:
+            weight_decay_rate = self.weight_decay_rate if self._uses_weight_decay[index] else 0.0
+            update = _fused_update(self.beta_1, self.beta_2, self.epsilon, weight_decay_rate, dtype)
+            update(_resource_handle(variable), _resource_handle(m), _resource_handle(v), gradient,
+                   learning_rate)
+            return
         next_m = self.beta_1 * m + (1.0 - self.beta_1) * gradient  # [*]
         next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient)  # [*]
         update = next_m / (tf.sqrt(next_v) + self.epsilon)  # [*]
@@ -355,7 +373,40 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
             "clip_norm": self.clip_norm,
             "weight_decay_exclude_patterns": list(self.weight_decay_exclude_patterns),
             "lr_multipliers": None if self.lr_multipliers is None else dict(self.lr_multipliers),
+            "fused_update": self.fused_update,
         }
+
+
+def _resource_handle(variable):
+    """The resource handle of a (Keras) variable; under a strategy's update call, that of the
+    current device's copy."""
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_update(beta_1: float, beta_2: float, epsilon: float, weight_decay_rate: float, dtype):
+    """AdamWeightDecay.update_step's formulas as one XLA function on resource handles.
+
+    The hyperparameters are Python floats, folded into the trace like the op-by-op path's
+    constants; one function per hyperparameter set, traced once per variable shape.
+    """
+
+    @tf.function(jit_compile=True, autograph=False)
+    def update(variable, m, v, gradient, learning_rate):
+        def read(handle):
+            return tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype)
+
+        theta = read(variable)  # [*]
+        next_m = beta_1 * read(m) + (1.0 - beta_1) * gradient  # [*]
+        next_v = beta_2 * read(v) + (1.0 - beta_2) * tf.square(gradient)  # [*]
+        step = next_m / (tf.sqrt(next_v) + epsilon)  # [*]
+        if weight_decay_rate:
+            step += weight_decay_rate * theta  # [*]
+        tf.raw_ops.AssignVariableOp(resource=m, value=next_m)
+        tf.raw_ops.AssignVariableOp(resource=v, value=next_v)
+        tf.raw_ops.AssignSubVariableOp(resource=variable, value=learning_rate * step)
+
+    return update
 
 
 def layerwise_lr_multipliers(

@@ -48,7 +48,7 @@ def test_quick_benchmark_prints_every_ratio_and_goal():
                      "RATIO small mlm step time ConvBERT/BERT", "RATIO small electra step time ConvBERT/BERT",
                      "RATIO small inference latency time ConvBERT/BERT", "RATIO SavedModel/in-process",
                      "RATIO input pipeline rate", "RATIO bfloat16/float32", "RATIO small block time ConvBERT/BERT",
-                     "GOAL"):
+                     "RATIO tiny optimizer update time fused/op by op", "GOAL"):
         assert expected in out, f"missing {expected!r} in:\n{out}"
     # the fused ops' references (TF's GELU, Keras's LayerNorm, two GroupedDense calls) agree with them
     fusion_lines = [line for line in out.splitlines() if "unfused" in line or "as 2 layers" in line
@@ -56,6 +56,9 @@ def test_quick_benchmark_prints_every_ratio_and_goal():
     fusion_lines = [line for line in fusion_lines if not line.startswith("RATIO")]
     assert len(fusion_lines) == 4, out
     assert all(float(line.split()[-1]) < 1e-4 for line in fusion_lines), fusion_lines
+    # the fused optimizer update and the op-by-op one leave the same weights
+    update_line = next(line for line in out.splitlines() if line.startswith("optimizer update of the tiny"))
+    assert float(update_line.split("max rel diff ")[1].rstrip(":")) < 1e-5, update_line
 
 
 def test_sections_flag_is_checked():

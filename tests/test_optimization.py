@@ -1,6 +1,7 @@
 """Tests of convbert_tf.optimization against NumPy twins of the original's formulas (§4.4)."""
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -181,6 +182,33 @@ def test_several_steps_with_schedule_and_multipliers():
                                    err_msg=variable.path)
 
 
+@pytest.mark.parametrize("mode", ["eager", "tf.function"])
+def test_fused_update_matches_op_by_op(mode):
+    """The default fused (XLA) update against the op-by-op reference: weights and both slots
+    after several clipped steps with decay, exclusions, multipliers and a schedule."""
+    init, grads = make_problem(seed=3, grad_scale=3.0, num_steps=5)
+    multipliers = layerwise_lr_multipliers(PATHS, num_layers=1, decay=0.5)
+    schedule = WarmupPolynomialDecay(0.05, num_train_steps=10, warmup_steps=2)
+    runs = {}
+    for fused in (True, False):
+        variables = [make_variable(p, x) for p, x in zip(PATHS, init)]
+        optimizer = AdamWeightDecay(learning_rate=schedule, lr_multipliers=multipliers,
+                                    fused_update=fused)
+        optimizer.build(variables)
+        step = functools.partial(optimizer.apply, trainable_variables=variables)
+        if mode == "tf.function":
+            step = tf.function(lambda step_grads, apply=step: apply(step_grads))
+        for step_grads in grads:
+            step([tf.constant(g) for g in step_grads])
+        slots = [optimizer._momentums[i] for i in range(len(PATHS))] + [
+            optimizer._velocities[i] for i in range(len(PATHS))]
+        runs[fused] = [x.numpy() for x in variables + slots]
+    moved = [np.max(np.abs(after - before)) for after, before in zip(runs[True], init)]
+    assert min(moved) > 1e-3  # every variable was updated
+    for fused_value, reference in zip(runs[True], runs[False]):
+        np.testing.assert_allclose(fused_value, reference, rtol=1e-6, atol=1e-7)
+
+
 def test_lr_multipliers_missing_path_is_an_error():
     variables = [make_variable(p, np.zeros(s)) for p, s in zip(PATHS, SHAPES)]
     optimizer = AdamWeightDecay(learning_rate=0.1, lr_multipliers={PATHS[0]: 1.0})
@@ -205,13 +233,14 @@ def test_optimizer_config_round_trip():
     schedule = WarmupPolynomialDecay(1e-3, 100, warmup_proportion=0.1)
     optimizer = AdamWeightDecay(learning_rate=schedule, weight_decay_rate=0.02,
                                 clip_norm=2.0, lr_multipliers={"x/kernel": 0.5},
-                                weight_decay_exclude_patterns=["bias"])
+                                weight_decay_exclude_patterns=["bias"], fused_update=False)
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert isinstance(restored, AdamWeightDecay)
     config = restored.get_config()
     assert config["learning_rate"] == optimizer.get_config()["learning_rate"]
     assert {k: v for k, v in config.items() if k != "learning_rate"} == {
         k: v for k, v in optimizer.get_config().items() if k != "learning_rate"}
+    assert config["fused_update"] is False
     with pytest.raises(ValueError, match="callable"):
         AdamWeightDecay(lr_multipliers=lambda path: 1.0).get_config()
 
