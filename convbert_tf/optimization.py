@@ -154,8 +154,8 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     of about a dozen TensorFlow ops that each read and write a whole tensor. It computes the
     same expressions in the same order (equal to float rounding; `fused_update=False` runs
     them op by op, the reference it is tested against). On 2 CPU cores it takes the update of
-    a 13 M-parameter model, clipping included, from about 51 to 24 ms (benchmarks/README.md). Under an enclosing
-    XLA compilation (`jit_compile`, TPUs) it is simply part of the compiled step.
+    a 13 M-parameter model, clipping included, from about 50 to 23 ms (benchmarks/README.md).
+    Under an enclosing XLA compilation (`jit_compile`, TPUs) it is part of the compiled step.
 
     Not supported (rejected as unknown arguments): Keras's `weight_decay`, `clipnorm`,
     `clipvalue`, `global_clipnorm`, EMA, loss scaling and gradient accumulation.
