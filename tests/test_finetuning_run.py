@@ -160,3 +160,14 @@ def test_trials_report_the_median_and_keep_only_the_last_weights(tmp_path):
                                      learning_rate=1e-3, write_test_outputs=False, export=False), CPU, out=out)
     assert "trial 1: finished before with other hparams (learning_rate); running it again" in out.getvalue()
     assert "trial 1: fine-tuning sst" in out.getvalue() and len(changed["sst"]["trials"]) == 1
+    # Trial 3 kept its weights (the last trial): trained with the old hparams, they are not
+    # resumed but trained afresh; trial 1 was just run with these hparams and is reused.
+    out = io.StringIO()
+    run_finetuning(hparams(tmp_path, task_names=["sst"], num_trials=3, num_train_epochs=1.0,
+                           learning_rate=1e-3, write_test_outputs=False, export=False), CPU, out=out)
+    log = out.getvalue()
+    assert "trial 1: finished by an earlier run with these hparams" in log
+    assert "trial 3: finished before with other hparams (learning_rate)" in log
+    assert "trial 3: fine-tuning sst" in log and "trial 3: resuming" not in log, log
+    record = json.loads((runs / "sst_model_3" / "trial_results.json").read_text())
+    assert record["hparams"]["learning_rate"] == 1e-3

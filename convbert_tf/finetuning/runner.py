@@ -34,7 +34,8 @@ from convbert_tf.run_guard import (TRIAL_INTERRUPTED_WRITE_PATTERNS, check_model
 RANDOM_INIT = "random"
 # Written into a trial's directory when the trial has finished (trained, scored, written out):
 # its hparams and dev results, so that a rerun of the same run reuses them instead of
-# training the trial again (its weights may be gone: keep_all_models=false).
+# training the trial again (its weights may be gone: keep_all_models=false), and a rerun with
+# other hparams trains it afresh instead of resuming weights trained with the old ones.
 TRIAL_RESULTS_FILENAME = "trial_results.json"
 # Hparams that do not change what a finished trial produced.
 _HPARAMS_NOT_IN_TRIAL = ("num_trials", "keep_all_models", "log_examples")
@@ -163,41 +164,60 @@ class FinetuningRun:
         values = json.loads(self.hp.to_json_string())
         return {k: v for k, v in values.items() if k not in _HPARAMS_NOT_IN_TRIAL}
 
-    def finished_trial_results(self, trial: int) -> dict | None:
-        """The dev results of this trial from an earlier run with the same hparams, else None."""
+    def earlier_trial(self, trial: int) -> tuple[dict | None, bool]:
+        """(dev results to reuse, start afresh) from this trial's record of an earlier run.
+
+        Same hparams: its results, reused. Other hparams: None and True, since its weights
+        (kept for the last trial, or with keep_all_models) were trained with those other hparams
+        and must not be resumed. No readable record: None and False (an unfinished trial resumes
+        from its latest checkpoint).
+        """
         path = os.path.join(self.trial_dir(trial), TRIAL_RESULTS_FILENAME)
         if not self.hp.do_train or not os.path.exists(path):
-            return None
+            return None, False
         try:
             with open(path, encoding="utf-8") as f:
                 record = json.load(f)
             saved, results = record["hparams"], record["results"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             self.log(f"trial {trial}: ignoring unreadable {path} ({e}); running the trial")
-            return None
+            return None, False
         current = self.trial_hparams()
         changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         if changed:
-            self.log(f"trial {trial}: finished before with other hparams ({', '.join(changed)}); running it again")
-            return None
+            self.log(f"trial {trial}: finished before with other hparams ({', '.join(changed)}); running it again "
+                     "from the pretrained weights")
+            return None, True
         self.log(f"trial {trial}: finished by an earlier run with these hparams; its results are reused "
                  f"from {path} (delete that file to run the trial again)")
-        return results
+        return results, False
+
+    def discard_trial(self, trial: int) -> None:
+        """Chief: removes a finished trial's weights, then its record, before it runs again.
+
+        In this order, a worker that reads the record before its removal starts afresh, and one
+        that reads after finds no checkpoint to resume: both start at step 0.
+        """
+        self.remove_checkpoints(trial)
+        os.remove(os.path.join(self.trial_dir(trial), TRIAL_RESULTS_FILENAME))
 
     def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
-        finished = self.finished_trial_results(trial)
+        finished, afresh = self.earlier_trial(trial)
         if finished is not None:
             return finished
         if self.chief:
+            if afresh:
+                self.discard_trial(trial)
             return self._run_trial(trial, self.trial_dir(trial), train_arrays, num_steps)
         scratch = tempfile.mkdtemp(prefix=f"convbert-finetuning-worker-trial{trial}-")
         try:
-            return self._run_trial(trial, scratch, train_arrays, num_steps)
+            return self._run_trial(trial, scratch, train_arrays, num_steps, afresh)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _run_trial(self, trial: int, trial_dir: str, train_arrays, num_steps: int) -> dict:
-        """Runs one trial, writing into trial_dir (a throwaway directory on non-chief workers)."""
+    def _run_trial(self, trial: int, trial_dir: str, train_arrays, num_steps: int, afresh: bool = False) -> dict:
+        """Runs one trial, writing into trial_dir (a throwaway directory on non-chief workers);
+        a non-chief worker resumes from the chief's latest checkpoint unless `afresh`."""
         hp = self.hp
         leftovers = remove_interrupted_writes(trial_dir, TRIAL_INTERRUPTED_WRITE_PATTERNS)
         if leftovers:
@@ -214,7 +234,10 @@ class FinetuningRun:
         manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
                                              step_counter=optimizer.iterations)
         start = 0
-        latest = manager.latest_checkpoint if self.chief else tf.train.latest_checkpoint(self.trial_dir(trial))
+        if self.chief:
+            latest = manager.latest_checkpoint
+        else:
+            latest = None if afresh else tf.train.latest_checkpoint(self.trial_dir(trial))
         if latest:
             checkpoint.read(latest).assert_existing_objects_matched()
             start = int(optimizer.iterations.numpy())
