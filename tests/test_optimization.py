@@ -209,6 +209,20 @@ def test_fused_update_matches_op_by_op(mode):
         np.testing.assert_allclose(fused_value, reference, rtol=1e-6, atol=1e-7)
 
 
+def test_fused_clipping_of_a_non_finite_gradient_matches_op_by_op():
+    """tf.clip_by_global_norm turns every gradient into NaN when the norm is not finite; the
+    fused update then leaves the same NaN weights as the op-by-op one."""
+    weights = {}
+    for fused in (True, False):
+        variables = [make_variable(p, np.ones(s)) for p, s in zip(PATHS[:2], SHAPES[:2])]
+        grads = [tf.fill(SHAPES[0], np.inf), tf.ones(SHAPES[1])]
+        AdamWeightDecay(learning_rate=0.1, fused_update=fused).apply(grads, variables)
+        weights[fused] = [v.numpy() for v in variables]
+    assert all(np.isnan(w).all() for w in weights[False])
+    for a, b in zip(weights[True], weights[False]):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+
+
 def test_lr_multipliers_missing_path_is_an_error():
     variables = [make_variable(p, np.zeros(s)) for p, s in zip(PATHS, SHAPES)]
     optimizer = AdamWeightDecay(learning_rate=0.1, lr_multipliers={PATHS[0]: 1.0})
