@@ -171,3 +171,11 @@ def test_trials_report_the_median_and_keep_only_the_last_weights(tmp_path):
     assert "trial 3: fine-tuning sst" in log and "trial 3: resuming" not in log, log
     record = json.loads((runs / "sst_model_3" / "trial_results.json").read_text())
     assert record["hparams"]["learning_rate"] == 1e-3
+    # Changed dev data (the same hparams) runs the trial again too.
+    write_sst(str(tmp_path), n_train=64, n_dev=24)
+    out = io.StringIO()
+    rerun = run_finetuning(hparams(tmp_path, task_names=["sst"], num_trials=1, num_train_epochs=1.0,
+                                   learning_rate=1e-3, write_test_outputs=False, export=False), CPU, out=out)
+    log = out.getvalue()
+    assert "trial 1: finished before on other data" in log and "trial 1: fine-tuning sst" in log, log
+    assert "sst dev: 24 examples" in log and len(rerun["sst"]["trials"]) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -35,7 +36,8 @@ RANDOM_INIT = "random"
 # Written into a trial's directory when the trial has finished (trained, scored, written out):
 # its hparams and dev results, so that a rerun of the same run reuses them instead of
 # training the trial again (its weights may be gone: keep_all_models=false), and a rerun with
-# other hparams trains it afresh instead of resuming weights trained with the old ones.
+# other hparams or data (a digest of the training features and dev examples) trains it afresh
+# instead of resuming weights trained with the old ones.
 TRIAL_RESULTS_FILENAME = "trial_results.json"
 # Hparams that do not change what a finished trial produced.
 _HPARAMS_NOT_IN_TRIAL = ("num_trials", "keep_all_models", "log_examples")
@@ -94,6 +96,7 @@ class FinetuningRun:
         # throwaway directory per trial.
         self.chief = is_chief(strategy)
         self.results_dir = os.path.join(hp.model_dir, "results")
+        self._data_digest = None
 
     def log(self, message):
         print(message, file=self.out, flush=True)
@@ -164,12 +167,30 @@ class FinetuningRun:
         values = json.loads(self.hp.to_json_string())
         return {k: v for k, v in values.items() if k not in _HPARAMS_NOT_IN_TRIAL}
 
-    def earlier_trial(self, trial: int) -> tuple[dict | None, bool]:
+    def data_digest(self, train_arrays) -> str:
+        """A digest of what a trial learns from and is scored on: the training features (all
+        tasks) and, when it scores, every task's dev examples. Computed once per run."""
+        if self._data_digest is None:
+            digest = hashlib.sha256()
+            for key in sorted(train_arrays or {}):
+                digest.update(key.encode())
+                digest.update(np.ascontiguousarray(train_arrays[key]).tobytes())
+            if self.hp.do_eval:
+                for task in self.tasks:
+                    for split in [s for s in task.splits() if s.startswith("dev")]:
+                        digest.update(f"{task.name}/{split}".encode())
+                        for example in task.read_examples(self.hp.data_dir, split,
+                                                          tfds_data_dir=self.hp.tfds_data_dir):
+                            digest.update(repr(example).encode())
+            self._data_digest = digest.hexdigest()
+        return self._data_digest
+
+    def earlier_trial(self, trial: int, train_arrays) -> tuple[dict | None, bool]:
         """(dev results to reuse, start afresh) from this trial's record of an earlier run.
 
-        Same hparams: its results, reused. Other hparams: None and True, since its weights
-        (kept for the last trial, or with keep_all_models) were trained with those other hparams
-        and must not be resumed. No readable record: None and False (an unfinished trial resumes
+        Same hparams and data: its results, reused. Other hparams or data: None and True, since
+        its weights (kept for the last trial, or with keep_all_models) were trained on those and
+        must not be resumed. No readable record: None and False (an unfinished trial resumes
         from its latest checkpoint).
         """
         path = os.path.join(self.trial_dir(trial), TRIAL_RESULTS_FILENAME)
@@ -178,7 +199,7 @@ class FinetuningRun:
         try:
             with open(path, encoding="utf-8") as f:
                 record = json.load(f)
-            saved, results = record["hparams"], record["results"]
+            saved, saved_data, results = record["hparams"], record.get("data"), record["results"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             self.log(f"trial {trial}: ignoring unreadable {path} ({e}); running the trial")
             return None, False
@@ -187,6 +208,10 @@ class FinetuningRun:
         if changed:
             self.log(f"trial {trial}: finished before with other hparams ({', '.join(changed)}); running it again "
                      "from the pretrained weights")
+            return None, True
+        if saved_data != self.data_digest(train_arrays):
+            self.log(f"trial {trial}: finished before on other data (the training features or the dev examples "
+                     "differ); running it again from the pretrained weights")
             return None, True
         self.log(f"trial {trial}: finished by an earlier run with these hparams; its results are reused "
                  f"from {path} (delete that file to run the trial again)")
@@ -202,7 +227,7 @@ class FinetuningRun:
         os.remove(os.path.join(self.trial_dir(trial), TRIAL_RESULTS_FILENAME))
 
     def run_trial(self, trial: int, train_arrays, num_steps: int) -> dict:
-        finished, afresh = self.earlier_trial(trial)
+        finished, afresh = self.earlier_trial(trial, train_arrays)
         if finished is not None:
             return finished
         if self.chief:
@@ -276,7 +301,8 @@ class FinetuningRun:
                 self.log(f"exported {path}")
         if hp.do_train and self.chief:
             outputs_lib.write_json(os.path.join(trial_dir, TRIAL_RESULTS_FILENAME),
-                                   {"hparams": self.trial_hparams(), "results": results})
+                                   {"hparams": self.trial_hparams(), "data": self.data_digest(train_arrays),
+                                    "results": results})
         return results
 
     def predict(self, task, trainer, split):
