@@ -481,19 +481,20 @@ def window_sum_section(options: Options, shapes: Shapes, report: Report, dtype: 
 
 @contextlib.contextmanager
 def unfused(gelu_and_layer_norm: bool, grouped_ffn: bool):
-    """While a function traces: TensorFlow's GELU and Keras's LayerNorm instead of the XLA-fused
-    ops, and/or the grouped FFN as two GroupedDense calls instead of one batched path. The
+    """While a function traces: TensorFlow's GELU (after a separate bias add) and Keras's
+    LayerNorm instead of the XLA-fused ops, and/or the grouped FFN as two GroupedDense calls instead of one batched path. The
     references the fused paths replaced (same numbers), for the `fusions` section only."""
-    saved = ops._gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward
+    saved = ops._gelu_xla, ops._bias_gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward
     if gelu_and_layer_norm:
         ops._gelu_xla = lambda x: tf.nn.gelu(x, approximate=False)
+        ops._bias_gelu_xla = lambda x, bias: tf.nn.gelu(x + bias, approximate=False)
         LayerNorm.call = keras.layers.LayerNormalization.call
     if grouped_ffn:
         encoder_block.grouped_feed_forward = lambda inputs, first, second: second(first(inputs))
     try:
         yield
     finally:
-        ops._gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward = saved
+        ops._gelu_xla, ops._bias_gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward = saved
 
 
 def fusions_section(size: str, options: Options, shapes: Shapes, report: Report, dtype: str):

@@ -44,26 +44,30 @@ def value_and_grads(fn, inputs, d_out):
     return out, tape.gradient(loss, inputs)
 
 
+def run_traced(fn, xla, *inputs):
+    """fn(*inputs) in a tf.function traced with the fused ops compiled (xla) or as plain ops."""
+    if xla:
+        return tf.function(fn)(*inputs)
+    with ops.without_xla():
+        return tf.function(fn)(*inputs)
+
+
 @pytest.mark.parametrize("xla", [True, False])
 def test_gelu_matches_numpy_and_tf(xla):
     rng = np.random.default_rng(0)
     x = rng.normal(scale=3.0, size=(4, 7, 33))
     d_out = rng.normal(size=x.shape)
     x_tf, d_tf = tf.constant(x, tf.float32), tf.constant(d_out, tf.float32)
-
-    def run(fn):
-        return tf.function(lambda x: value_and_grads(fn, [x], d_tf))(x_tf)
-
-    if xla:
-        out, (grad,) = run(ops.gelu)
-    else:
-        with ops.without_xla():
-            out, (grad,) = run(ops.gelu)
-    np.testing.assert_allclose(out.numpy(), np_gelu(x), rtol=1e-5, atol=1e-6)
+    out, (grad,) = run_traced(lambda x: value_and_grads(ops.gelu, [x], d_tf), xla, x_tf)
+    # The original's form 0.5 * (1 + erf(x / sqrt(2))) in float32: |error| ~1e-6 where erf
+    # saturates (x < -5, GELU ~ 0), float32 rounding elsewhere.
+    np.testing.assert_allclose(out.numpy(), np_gelu(x), rtol=1e-5, atol=2e-6)
     np.testing.assert_allclose(grad.numpy(), d_out * np_gelu_slope(x), rtol=1e-5, atol=1e-5)
     tf_out, (tf_grad,) = value_and_grads(lambda x: tf.nn.gelu(x, approximate=False), [x_tf], d_tf)
-    np.testing.assert_allclose(out.numpy(), tf_out.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out.numpy(), tf_out.numpy(), rtol=1e-6, atol=2e-6)
     np.testing.assert_allclose(grad.numpy(), tf_grad.numpy(), rtol=1e-5, atol=1e-6)
+    original_form = x_tf * 0.5 * (1.0 + tf.math.erf(x_tf / tf.sqrt(2.0)))  # as the release writes it
+    np.testing.assert_allclose(out.numpy(), original_form.numpy(), rtol=1e-6, atol=2e-6)
 
 
 def test_gelu_in_bfloat16_is_float32_rounded_once():
@@ -71,8 +75,44 @@ def test_gelu_in_bfloat16_is_float32_rounded_once():
     out, (grad,) = value_and_grads(ops.gelu, [x], tf.ones([257]))
     assert out.dtype == tf.bfloat16 and grad.dtype == tf.bfloat16
     x64 = tf.cast(x, tf.float64).numpy()
-    np.testing.assert_array_equal(out.numpy(), tf.cast(tf.constant(np_gelu(x64), tf.float32), tf.bfloat16).numpy())
+    in_float32, (grad32,) = value_and_grads(ops.gelu, [tf.cast(x, tf.float32)], tf.ones([257]))
+    np.testing.assert_array_equal(out.numpy(), tf.cast(in_float32, tf.bfloat16).numpy())
+    np.testing.assert_array_equal(grad.numpy(), tf.cast(grad32, tf.bfloat16).numpy())
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), np_gelu(x64), rtol=2 ** -8, atol=1e-6)
     np.testing.assert_allclose(tf.cast(grad, tf.float32).numpy(), np_gelu_slope(x64), rtol=2 ** -7, atol=1e-3)
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("x_shape,bias_shape", [((2, 6, 8), (2, 1, 8)), ((3, 5, 8), (8,))])
+def test_bias_gelu_matches_numpy_twin(x_shape, bias_shape, xla):
+    rng = np.random.default_rng(5)
+    x, bias = rng.normal(scale=2.0, size=x_shape), rng.normal(size=bias_shape)
+    d_out = rng.normal(size=x_shape)
+    inputs = [tf.constant(v, tf.float32) for v in (x, bias)]
+    out, (d_x, d_bias) = run_traced(
+        lambda *a: value_and_grads(ops.bias_gelu, list(a), tf.constant(d_out, tf.float32)), xla, *inputs)
+    total = x + bias
+    np.testing.assert_allclose(out.numpy(), np_gelu(total), rtol=1e-5, atol=2e-6)
+    want_d_x = d_out * np_gelu_slope(total)
+    np.testing.assert_allclose(d_x.numpy(), want_d_x, rtol=1e-5, atol=1e-5)
+    repeated = tuple(i for i in range(len(x_shape)) if i < len(x_shape) - len(bias_shape)
+                     or bias_shape[i - len(x_shape) + len(bias_shape)] == 1)
+    np.testing.assert_allclose(d_bias.numpy(), want_d_x.sum(repeated).reshape(bias_shape), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("xla", [True, False])
+def test_bias_gelu_in_bfloat16_is_float32_rounded_once(xla):
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(size=(4, 16)), tf.bfloat16)
+    bias = tf.constant(rng.normal(size=(16,)), tf.bfloat16)
+    d_out = tf.cast(tf.constant(rng.normal(size=(4, 16)), tf.bfloat16), tf.float32)  # exact in both
+    out, (d_x, d_bias) = run_traced(lambda x, b: value_and_grads(ops.bias_gelu, [x, b], d_out), xla, x, bias)
+    assert out.dtype == d_x.dtype == d_bias.dtype == tf.bfloat16
+    x32, bias32 = tf.cast(x, tf.float32), tf.cast(bias, tf.float32)
+    want, (want_d_x, want_d_bias) = run_traced(
+        lambda x, b: value_and_grads(ops.bias_gelu, [x, b], d_out), xla, x32, bias32)
+    for got, expected in ((out, want), (d_x, want_d_x), (d_bias, want_d_bias)):
+        np.testing.assert_array_equal(got.numpy(), tf.cast(expected, tf.bfloat16).numpy())
 
 
 @pytest.mark.parametrize("xla", [True, False])
