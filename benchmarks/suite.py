@@ -479,11 +479,18 @@ def window_sum_section(options: Options, shapes: Shapes, report: Report, dtype: 
                         f"{median(times[name]) / median(times[reference]):>11.2f}{difference:>14.1e}")
 
 
+def block_config(size: str, options: Options) -> ConvBertConfig:
+    """The config of `size`; with --quick a tiny one with grouped linear layers."""
+    return (ConvBertConfig.from_preset(size) if not options.quick
+            else ConvBertConfig(**QUICK_OVERRIDES, linear_groups=2))
+
+
 @contextlib.contextmanager
 def unfused(gelu_and_layer_norm: bool, grouped_ffn: bool):
     """While a function traces: TensorFlow's GELU (after a separate bias add) and Keras's
-    LayerNorm instead of the XLA-fused ops, and/or the grouped FFN as two GroupedDense calls instead of one batched path. The
-    references the fused paths replaced (same numbers), for the `fusions` section only."""
+    LayerNorm instead of the XLA-fused ops, and/or the grouped FFN as two GroupedDense calls
+    instead of one batched path. The references the fused paths replaced (same numbers), for
+    the `fusions` section only."""
     saved = ops._gelu_xla, ops._bias_gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward
     if gelu_and_layer_norm:
         ops._gelu_xla = lambda x: tf.nn.gelu(x, approximate=False)
@@ -499,8 +506,7 @@ def unfused(gelu_and_layer_norm: bool, grouped_ffn: bool):
 
 def fusions_section(size: str, options: Options, shapes: Shapes, report: Report, dtype: str):
     """One encoder block of `size`, fwd+bwd in training (dropout on), with and without the fused ops."""
-    config = (ConvBertConfig.from_preset(size) if not options.quick
-              else ConvBertConfig(**QUICK_OVERRIDES, linear_groups=2))
+    config = block_config(size, options)
     report.line(f"\n== fused ops: one {size if not options.quick else 'tiny'} encoder block "
                 f"(hidden {config.hidden_size}, G {config.linear_groups}), batch {shapes.train_batch} x "
                 f"{shapes.seq_length}, fwd+bwd, {dtype} ==")
@@ -763,8 +769,7 @@ def precision_section(workspace: Workspace, options: Options, shapes: Shapes, re
 
 def optimizer_section(size: str, options: Options, report: Report):
     """One AdamWeightDecay update (clipping, decay) of a size's encoder variables, fused and op by op."""
-    config = (ConvBertConfig.from_preset(size) if not options.quick
-              else ConvBertConfig(**QUICK_OVERRIDES, linear_groups=2))
+    config = block_config(size, options)
     rng = np.random.default_rng(0)
     with tf.device(options.device):
         keras.utils.set_random_seed(0)

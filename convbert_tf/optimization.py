@@ -341,20 +341,17 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         v = self._velocities[index]
         gradient = tf.cast(gradient, dtype)  # [*]
         learning_rate = tf.cast(learning_rate, dtype) * self._variable_lr_multipliers[index]  # []
+        weight_decay_rate = self.weight_decay_rate if self._uses_weight_decay[index] else 0.0
         if self.fused_update:
-            weight_decay_rate = self.weight_decay_rate if self._uses_weight_decay[index] else 0.0
             update = _fused_update(self.beta_1, self.beta_2, self.epsilon, weight_decay_rate, dtype)
             update(_resource_handle(variable), _resource_handle(m), _resource_handle(v), gradient,
                    learning_rate)
             return
-        next_m = self.beta_1 * m + (1.0 - self.beta_1) * gradient  # [*]
-        next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient)  # [*]
-        update = next_m / (tf.sqrt(next_v) + self.epsilon)  # [*]
-        if self._uses_weight_decay[index]:
-            update += self.weight_decay_rate * tf.convert_to_tensor(variable)  # [*]
+        next_m, next_v, step = _moments_and_step(m, v, gradient, variable, self.beta_1, self.beta_2,
+                                                 self.epsilon, weight_decay_rate)
         self.assign(m, next_m)
         self.assign(v, next_v)
-        self.assign_sub(variable, learning_rate * update)
+        self.assign_sub(variable, learning_rate * step)
 
     # ------------------------------------------------------------------------- config
     def get_config(self):
@@ -383,6 +380,17 @@ def _resource_handle(variable):
     return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
+def _moments_and_step(m, v, gradient, theta, beta_1, beta_2, epsilon, weight_decay_rate):
+    """(next m, next v, step): the update is theta -= learning_rate * step. theta is read only
+    when weight_decay_rate is nonzero."""
+    next_m = beta_1 * m + (1.0 - beta_1) * gradient  # [*]
+    next_v = beta_2 * v + (1.0 - beta_2) * tf.square(gradient)  # [*]
+    step = next_m / (tf.sqrt(next_v) + epsilon)  # [*]
+    if weight_decay_rate:
+        step += weight_decay_rate * tf.convert_to_tensor(theta)  # [*]
+    return next_m, next_v, step
+
+
 @functools.lru_cache(maxsize=None)
 def _fused_update(beta_1: float, beta_2: float, epsilon: float, weight_decay_rate: float, dtype):
     """AdamWeightDecay.update_step's formulas as one XLA function on resource handles.
@@ -396,12 +404,8 @@ def _fused_update(beta_1: float, beta_2: float, epsilon: float, weight_decay_rat
         def read(handle):
             return tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype)
 
-        theta = read(variable)  # [*]
-        next_m = beta_1 * read(m) + (1.0 - beta_1) * gradient  # [*]
-        next_v = beta_2 * read(v) + (1.0 - beta_2) * tf.square(gradient)  # [*]
-        step = next_m / (tf.sqrt(next_v) + epsilon)  # [*]
-        if weight_decay_rate:
-            step += weight_decay_rate * theta  # [*]
+        next_m, next_v, step = _moments_and_step(read(m), read(v), gradient, read(variable), beta_1, beta_2,
+                                                 epsilon, weight_decay_rate)
         tf.raw_ops.AssignVariableOp(resource=m, value=next_m)
         tf.raw_ops.AssignVariableOp(resource=v, value=next_v)
         tf.raw_ops.AssignSubVariableOp(resource=variable, value=learning_rate * step)
