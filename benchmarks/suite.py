@@ -26,7 +26,7 @@ from benchmarks import flops
 from convbert_tf import ConvBertEncoder
 from convbert_tf.config import ConvBertConfig
 from convbert_tf import ops
-from convbert_tf.layers import encoder_block
+from convbert_tf.layers import encoder_block, mixed_attention
 from convbert_tf.layers.encoder_block import ConvBertBlock
 from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.layers.mixed_attention import MixedAttention
@@ -486,22 +486,36 @@ def block_config(size: str, options: Options) -> ConvBertConfig:
 
 
 @contextlib.contextmanager
-def unfused(gelu_and_layer_norm: bool, grouped_ffn: bool):
-    """While a function traces: TensorFlow's GELU (after a separate bias add) and Keras's
-    LayerNorm instead of the XLA-fused ops, and/or the grouped FFN as two GroupedDense calls
-    instead of one batched path. The references the fused paths replaced (same numbers), for
+def unfused(elementwise: bool, grouped_ffn: bool):
+    """While a function traces: TensorFlow's GELU (after a separate bias add), Keras's LayerNorm
+    and Keras's Dropout (with TensorFlow's softmax and residual add) instead of the XLA-fused
+    ops, and/or the grouped FFN as two GroupedDense calls instead of one batched path. The
+    references the fused paths replaced (same numbers; dropout draws a different stream), for
     the `fusions` section only."""
-    saved = ops._gelu_xla, ops._bias_gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward
-    if gelu_and_layer_norm:
+    saved = (ops._gelu_xla, ops._bias_gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward,
+             encoder_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout)
+    if elementwise:
         ops._gelu_xla = lambda x: tf.nn.gelu(x, approximate=False)
         ops._bias_gelu_xla = lambda x, bias: tf.nn.gelu(x + bias, approximate=False)
         LayerNorm.call = keras.layers.LayerNormalization.call
+        encoder_block.dropout_residual_layer_norm = _composed_dropout_residual_layer_norm
+        mixed_attention.attention_probs_with_dropout = _composed_attention_probs
     if grouped_ffn:
         encoder_block.grouped_feed_forward = lambda inputs, first, second: second(first(inputs))
     try:
         yield
     finally:
-        ops._gelu_xla, ops._bias_gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward = saved
+        (ops._gelu_xla, ops._bias_gelu_xla, LayerNorm.call, encoder_block.grouped_feed_forward,
+         encoder_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout) = saved
+
+
+def _composed_dropout_residual_layer_norm(dropout, norm, x, residual, training):
+    return norm(residual + dropout(x, training=training))
+
+
+def _composed_attention_probs(dropout, scores, padding_mask, scale, training):
+    probs = mixed_attention.attention_probs(scores, padding_mask, scale, dropout.compute_dtype)
+    return dropout(probs, training=training)
 
 
 def fusions_section(size: str, options: Options, shapes: Shapes, report: Report, dtype: str):
@@ -521,9 +535,9 @@ def fusions_section(size: str, options: Options, shapes: Shapes, report: Report,
             conv_implementation=options.conv_implementation, dtype=policy)
         blocks[model].build((None, None, cfg.hidden_size))
     variants = {"ConvBERT": ("ConvBERT", False, False),
-                "ConvBERT, GELU + LayerNorm unfused": ("ConvBERT", True, False),
+                "ConvBERT, GELU, LayerNorm, dropout unfused": ("ConvBERT", True, False),
                 "BERT": ("BERT", False, False),
-                "BERT, GELU + LayerNorm unfused": ("BERT", True, False)}
+                "BERT, GELU, LayerNorm, dropout unfused": ("BERT", True, False)}
     if config.linear_groups > 1:
         variants["ConvBERT, grouped FFN as 2 layers"] = ("ConvBERT", False, True)
         variants["ConvBERT, nothing fused"] = ("ConvBERT", True, True)
@@ -533,7 +547,7 @@ def fusions_section(size: str, options: Options, shapes: Shapes, report: Report,
         # a random direction: the sum of squares of a LayerNorm's output is constant, its gradient 0
         probe = tf.random.normal(hidden.shape)
         steps, outputs = {}, {}
-        for name, (model, gelu_and_layer_norm, grouped_ffn) in variants.items():
+        for name, (model, elementwise, grouped_ffn) in variants.items():
             block = blocks[model]
 
             @tf.function
@@ -544,24 +558,24 @@ def fusions_section(size: str, options: Options, shapes: Shapes, report: Report,
                     loss = tf.reduce_sum(tf.cast(output, tf.float32) * probe)
                 return [output] + tape.gradient(loss, [hidden] + block.trainable_weights)
 
-            with unfused(gelu_and_layer_norm, grouped_ffn):  # traced here, once per `evaluate`
+            with unfused(elementwise, grouped_ffn):  # traced here, once per `evaluate`
                 outputs[name] = [tf.cast(t, tf.float32).numpy() for t in step(hidden, padding_mask, evaluate=True)]
                 step(hidden, padding_mask)
             steps[name] = lambda step=step: step(hidden, padding_mask)[1].numpy()
         times = interleaved(steps, options.repeats)
-    report.line(f"{'variant':<36}{'ms (median)':>14}{'vs fused':>10}{'max rel diff':>14}")
+    report.line(f"{'variant':<44}{'ms (median)':>14}{'vs fused':>10}{'max rel diff':>14}")
     for name, (model, _, _) in variants.items():
         # output and every gradient, each relative to its own scale; a gradient that is 0 in exact
         # arithmetic (the key bias's: softmax ignores a constant shift) is measured on the largest's
         floor = 1e-3 * max(float(np.abs(b).max()) for b in outputs[model])
         difference = max(float(np.abs(a - b).max() / max(float(np.abs(b).max()), floor))
                          for a, b in zip(outputs[name], outputs[model]))
-        report.line(f"{name:<36}{1e3 * median(times[name]):>9.1f} {spread(times[name]):>4}"
+        report.line(f"{name:<44}{1e3 * median(times[name]):>9.1f} {spread(times[name]):>4}"
                     f"{median(times[name]) / median(times[model]):>10.2f}{difference:>14.1e}")
     fused_ratio = median(times["ConvBERT"]) / median(times["BERT"])
-    plain = "ConvBERT, nothing fused" if config.linear_groups > 1 else "ConvBERT, GELU + LayerNorm unfused"
+    plain = "ConvBERT, nothing fused" if config.linear_groups > 1 else "ConvBERT, GELU, LayerNorm, dropout unfused"
     report.line(f"RATIO {size} block time ConvBERT/BERT = {fused_ratio:.2f} fused; "
-                f"{median(times[plain]) / median(times['BERT, GELU + LayerNorm unfused']):.2f} unfused")
+                f"{median(times[plain]) / median(times['BERT, GELU, LayerNorm, dropout unfused']):.2f} unfused")
 
 
 def size_section(size: str, workspace: Workspace, options: Options, shapes: Shapes, report: Report,

@@ -1,5 +1,5 @@
-"""Weight-free tensor math shared by the layers: masks, the span-convolution window sum, and
-the XLA-fused GELU and LayerNorm.
+"""Weight-free tensor math shared by the layers: masks, the span-convolution window sum, the
+XLA-fused GELU and LayerNorm, and dropout fused with the LayerNorm or softmax next to it.
 
 Legend: B batch, T length, C channels, K kernel (window) size, N heads, H head size.
 """
@@ -271,15 +271,20 @@ def _layer_norm_ops(epsilon):
 
     def backward(d_output, x, gamma, beta):
         x_hat, inverse = _normalized(upcast_half(x), epsilon)  # [..., W], [..., 1]
-        d_output = upcast_half(d_output)
-        d_x_hat = d_output * gamma
-        d_x = inverse * (d_x_hat - tf.reduce_mean(d_x_hat, axis=-1, keepdims=True)
-                         - x_hat * tf.reduce_mean(d_x_hat * x_hat, axis=-1, keepdims=True))
-        leading = list(range(len(x.shape) - 1))
-        return (tf.cast(d_x, x.dtype), tf.reduce_sum(d_output * x_hat, axis=leading),
-                tf.reduce_sum(d_output, axis=leading))
+        d_x, d_gamma, d_beta = _layer_norm_gradients(d_output, x_hat, inverse, gamma)
+        return tf.cast(d_x, x.dtype), d_gamma, d_beta
 
     return fused_op(forward, backward)
+
+
+def _layer_norm_gradients(d_output, x_hat, inverse, gamma):
+    """(d_x, d_gamma, d_beta) in float32 of x_hat * gamma + beta, x_hat = (x - mean) * inverse."""
+    d_output = upcast_half(d_output)
+    d_x_hat = d_output * gamma
+    d_x = inverse * (d_x_hat - tf.reduce_mean(d_x_hat, axis=-1, keepdims=True)
+                     - x_hat * tf.reduce_mean(d_x_hat * x_hat, axis=-1, keepdims=True))
+    leading = list(range(len(x_hat.shape) - 1))
+    return d_x, tf.reduce_sum(d_output * x_hat, axis=leading), tf.reduce_sum(d_output, axis=leading)
 
 
 _layer_norm_ops_by_epsilon = {}  # epsilon -> (plain, compiled)
@@ -302,3 +307,137 @@ def layer_norm(x, gamma, beta, epsilon):
     plain, compiled = _layer_norm_ops_by_epsilon[epsilon]
     return (compiled if xla_fusion_allowed() else plain)(x, gamma, beta)
 
+
+
+# ----- dropout fused with its neighbours --------------------------------------------------------
+# TensorFlow's dropout writes a tensor of uniform floats, compares, scales and selects, each a
+# pass over memory, and the draw itself dominates. Here the keep mask is drawn inside the XLA
+# loop that consumes it, with the counter-based ThreeFry generator: on CPU, XLA's ThreeFry costs
+# about 2/3 of its Philox (and a fraction of its "auto_select"). TensorFlow's own kernels have
+# no stateless ThreeFry, so the plain (non-XLA) path draws with Philox. Same Bernoulli(1 - rate)
+# mask either way, a different random stream from Keras's Dropout for the same seed.
+
+DROPOUT_RNG = {True: "threefry", False: "philox"}  # compiled by XLA -> algorithm
+
+
+def dropout_keep_mask(shape, seed, rate, xla=True):
+    """[shape] bool, True with probability 1 - rate: a float32 uniform draw >= rate, as
+    TensorFlow's dropout does. `seed` is a stateless [2] int32 seed; `xla` says whether the
+    caller is compiled by XLA (it picks the generator, DROPOUT_RNG)."""
+    return tf.random.stateless_uniform(shape, seed, dtype=tf.float32, alg=DROPOUT_RNG[xla]) >= rate
+
+
+def dropout_seed(dropout_layer):
+    """The next [2] int32 seed of a Keras Dropout layer's seed generator (advancing it as the
+    layer's own call would)."""
+    seed = dropout_layer.seed_generator.next()
+    if seed.dtype != tf.int32:
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)  # Keras's own cast
+    return seed
+
+
+def _dropped_sum(x, residual, keep, rate):
+    """residual + dropout(x) in float32, for a given keep mask."""
+    return upcast_half(residual) + tf.where(keep, upcast_half(x) * (1.0 / (1.0 - rate)), 0.0)
+
+
+def _dropout_add_layer_norm_forward(x, residual, gamma, beta, seed, rate, epsilon, xla):
+    keep = dropout_keep_mask(tf.shape(x), seed, rate, xla)
+    x_hat, _ = _normalized(_dropped_sum(x, residual, keep, rate), epsilon)
+    return tf.cast(x_hat * gamma + beta, x.dtype), keep
+
+
+def _dropout_add_layer_norm_backward(d_output, x, residual, gamma, keep, rate, epsilon):
+    x_hat, inverse = _normalized(_dropped_sum(x, residual, keep, rate), epsilon)
+    d_sum, d_gamma, d_beta = _layer_norm_gradients(d_output, x_hat, inverse, gamma)
+    d_x = tf.where(keep, d_sum * (1.0 / (1.0 - rate)), 0.0)
+    return tf.cast(d_x, x.dtype), tf.cast(d_sum, residual.dtype), d_gamma, d_beta
+
+
+def _masked_softmax_dropout_forward(scores, bias, seed, scale, rate, xla):
+    keep = dropout_keep_mask(tf.shape(scores), seed, rate, xla)
+    probs = tf.nn.softmax(upcast_half(scores) * scale + bias, axis=-1)
+    return tf.cast(tf.where(keep, probs * (1.0 / (1.0 - rate)), 0.0), scores.dtype), probs, keep
+
+
+def _masked_softmax_dropout_backward(d_output, probs, keep, scale, rate):
+    d_probs = tf.where(keep, upcast_half(d_output) * (1.0 / (1.0 - rate)), 0.0)
+    d_logits = probs * (d_probs - tf.reduce_sum(d_probs * probs, axis=-1, keepdims=True))
+    return tf.cast(d_logits * scale, d_output.dtype)
+
+
+def _compiled(fn):
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
+_DROPOUT_FUNCTIONS = {
+    # name: (plain forward, plain backward, compiled forward, compiled backward)
+    name: (forward, backward, _compiled(forward), _compiled(backward))
+    for name, forward, backward in (
+        ("add_layer_norm", _dropout_add_layer_norm_forward, _dropout_add_layer_norm_backward),
+        ("softmax", _masked_softmax_dropout_forward, _masked_softmax_dropout_backward))}
+
+
+def _dropout_functions(name):
+    """(forward, backward, xla) of a fused dropout op, compiled unless inside `without_xla()`."""
+    plain_forward, plain_backward, forward, backward = _DROPOUT_FUNCTIONS[name]
+    xla = xla_fusion_allowed()
+    return (forward, backward, xla) if xla else (plain_forward, plain_backward, xla)
+
+
+def dropout_add_layer_norm(x, residual, gamma, beta, epsilon, rate, seed):
+    """LayerNorm(residual + dropout(x)) over the last axis, training mode, forward and backward
+    each one XLA loop with the dropout mask drawn inside (outside `without_xla()`; inside it
+    the same math as TensorFlow ops, the mask drawn by TensorFlow's Philox kernel).
+
+    Only the inputs and the 1-byte keep mask are kept for the backward pass. Half precision is
+    summed and normalized in float32 and rounded once.
+
+    Args:
+        x: [..., W] the tensor dropped out; residual: [..., W], the same dtype.
+        gamma, beta: [W] float32 scale and offset (tensors, not variables).
+        epsilon: added to the variance. rate: dropout rate in (0, 1). seed: [2] int32.
+
+    Returns:
+        [..., W] in the dtype of x.
+    """
+    forward, backward, xla = _dropout_functions("add_layer_norm")
+
+    @tf.custom_gradient
+    def op(x, residual, gamma, beta):
+        output, keep = forward(x, residual, gamma, beta, seed, rate, epsilon, xla)
+
+        def grad(d_output):
+            return backward(d_output, x, residual, gamma, keep, rate, epsilon)
+        return output, grad
+
+    return op(x, residual, gamma, beta)
+
+
+def masked_softmax_dropout(scores, bias, scale, rate, seed):
+    """dropout(softmax(scores * scale + bias)) over the last axis, training mode, forward and
+    backward each one XLA loop with the dropout mask drawn inside (outside `without_xla()`).
+
+    The softmax is taken in float32; the backward pass keeps the float32 probabilities and the
+    keep mask, as TensorFlow's softmax and dropout gradients do.
+
+    Args:
+        scores: [..., S]; bias: float32, broadcastable to scores (e.g. the [B, 1, 1, S]
+            padding bias), or None. scale: multiplies the scores. rate: dropout rate in (0, 1).
+        seed: [2] int32.
+
+    Returns:
+        [..., S] in the dtype of scores.
+    """
+    forward, backward, xla = _dropout_functions("softmax")
+    bias = tf.zeros([], tf.float32) if bias is None else bias
+
+    @tf.custom_gradient
+    def op(scores):
+        output, probs, keep = forward(scores, bias, seed, scale, rate, xla)
+
+        def grad(d_output):
+            return backward(d_output, probs, keep, scale, rate)
+        return output, grad
+
+    return op(scores)

@@ -183,3 +183,139 @@ def test_without_xla_traces_no_function_that_must_be_compiled():
     assert len(compiled_functions(block)) == 2  # one forward each for GELU and LayerNorm
     with ops.without_xla():
         assert compiled_functions(block) == []
+
+
+# ----- dropout fused with LayerNorm / softmax --------------------------------------------------
+
+def keep_mask(shape, seed, rate, xla):
+    """The op's mask, drawn alone: compiled by XLA (xla) or by TensorFlow's kernel."""
+    return tf.function(lambda: ops.dropout_keep_mask(shape, seed, rate, xla), jit_compile=xla)().numpy()
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_dropout_keep_mask_is_bernoulli_and_follows_the_seed(rate, xla):
+    seed = tf.constant([7, 11], tf.int32)
+    keep = keep_mask([200, 500], seed, rate, xla)
+    sigma = math.sqrt(rate * (1 - rate) / keep.size)
+    assert abs(keep.mean() - (1 - rate)) < 5 * sigma, keep.mean()
+    assert abs(keep[:, :250].mean() - keep[:, 250:].mean()) < 10 * sigma  # no drift along the tensor
+    np.testing.assert_array_equal(keep, keep_mask([200, 500], seed, rate, xla))
+    other = keep_mask([200, 500], tf.constant([7, 12], tf.int32), rate, xla)
+    agreement = (keep == other).mean()  # independent masks agree with probability p^2 + (1-p)^2
+    assert abs(agreement - (rate ** 2 + (1 - rate) ** 2)) < 0.02, agreement
+
+
+@pytest.mark.parametrize("xla", [True, False])
+def test_dropout_add_layer_norm_matches_numpy_twin(xla):
+    rng = np.random.default_rng(11)
+    shape, eps, rate = (3, 4, 24), 1e-12, 0.3
+    x, residual, d_out = (rng.normal(size=shape) for _ in range(3))
+    gamma, beta = rng.normal(size=shape[-1]), rng.normal(size=shape[-1])
+    seed = tf.constant([3, 5], tf.int32)
+    inputs = [tf.constant(v, tf.float32) for v in (x, residual, gamma, beta)]
+    out, (d_x, d_residual, d_gamma, d_beta) = run_traced(
+        lambda *a: value_and_grads(lambda *b: ops.dropout_add_layer_norm(*b, eps, rate, seed), list(a),
+                                   tf.constant(d_out, tf.float32)), xla, *inputs)
+    keep = keep_mask(shape, seed, rate, xla)
+    assert 0 < keep.mean() < 1
+    total = residual + np.where(keep, x / (1 - rate), 0.0)
+    np.testing.assert_allclose(out.numpy(), np_layer_norm(total, gamma, beta, eps), rtol=1e-5, atol=2e-5)
+    want_d_total, want_d_gamma, want_d_beta = np_layer_norm_grads(total, gamma, d_out, eps)
+    np.testing.assert_allclose(d_residual.numpy(), want_d_total, rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(d_x.numpy(), np.where(keep, want_d_total / (1 - rate), 0.0), rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(d_gamma.numpy(), want_d_gamma, rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(d_beta.numpy(), want_d_beta, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_masked_softmax_dropout_matches_numpy_twin(with_bias, xla):
+    rng = np.random.default_rng(12)
+    shape, scale, rate = (2, 3, 5, 7), 0.4, 0.25
+    scores, d_out = rng.normal(scale=3.0, size=shape), rng.normal(size=shape)
+    padding = np.array([[1] * 7, [1] * 4 + [0] * 3])
+    bias = ops.attention_bias_from_padding_mask(tf.constant(padding), tf.float32) if with_bias else None
+    seed = tf.constant([8, 1], tf.int32)
+    out, (d_scores,) = run_traced(
+        lambda s: value_and_grads(lambda t: ops.masked_softmax_dropout(t, bias, scale, rate, seed), [s],
+                                  tf.constant(d_out, tf.float32)), xla, tf.constant(scores, tf.float32))
+    keep = keep_mask(shape, seed, rate, xla)
+    logits = scores * scale + (bias.numpy() if with_bias else 0.0)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    np.testing.assert_allclose(out.numpy(), np.where(keep, probs / (1 - rate), 0.0), rtol=1e-5, atol=1e-6)
+    d_probs = np.where(keep, d_out / (1 - rate), 0.0)
+    want = probs * (d_probs - (d_probs * probs).sum(-1, keepdims=True)) * scale
+    np.testing.assert_allclose(d_scores.numpy(), want, rtol=1e-4, atol=1e-6)
+    if with_bias:  # padded keys get no probability, kept or not
+        assert np.all(out.numpy()[1, ..., 4:] < 1e-30)
+
+
+@pytest.mark.parametrize("xla", [True, False])
+def test_fused_dropout_ops_in_bfloat16_are_float32_rounded_once(xla):
+    rng = np.random.default_rng(13)
+    seed = tf.constant([2, 9], tf.int32)
+    x, residual, scores = (tf.constant(rng.normal(size=(4, 32)), tf.bfloat16) for _ in range(3))
+    gamma, beta = tf.constant(rng.normal(size=32), tf.float32), tf.constant(rng.normal(size=32), tf.float32)
+    d_out = tf.cast(tf.constant(rng.normal(size=(4, 32)), tf.bfloat16), tf.float32)  # exact in both
+
+    def both(x, residual, scores):
+        return (value_and_grads(lambda a, b: ops.dropout_add_layer_norm(a, b, gamma, beta, 1e-12, 0.2, seed),
+                                [x, residual], d_out),
+                value_and_grads(lambda s: ops.masked_softmax_dropout(s, None, 0.5, 0.2, seed), [scores], d_out))
+
+    got = tf.nest.flatten(run_traced(both, xla, x, residual, scores))
+    want = tf.nest.flatten(run_traced(both, xla, *(tf.cast(t, tf.float32) for t in (x, residual, scores))))
+    for g, w in zip(got, want):
+        assert g.dtype == tf.bfloat16
+        np.testing.assert_array_equal(g.numpy(), tf.cast(w, tf.bfloat16).numpy())
+
+
+def test_block_in_training_draws_each_dropout_layers_mask_in_the_fused_ops():
+    """The block's fused dropouts equal LayerNorm(residual + dropout(x)) and dropout(softmax(...))
+    written out with the same masks (each Dropout layer's next seed, in call order)."""
+    from convbert_tf.layers import ConvBertBlock, encoder_block, mixed_attention
+
+    keras.utils.set_random_seed(5)
+    block = ConvBertBlock(32, 4, 64, hidden_dropout=0.2, attention_dropout=0.3, linear_groups=2)
+    x = tf.constant(np.random.default_rng(14).normal(size=(2, 9, 32)), tf.float32)
+    padding = tf.constant([[1] * 9, [1] * 6 + [0] * 3])
+    block.build(x.shape)
+    generators = [v for v in block.non_trainable_variables if "seed_generator" in v.path]
+    assert len(generators) == 3
+    start = [v.numpy() for v in generators]
+
+    def dropped(dropout, v):
+        keep = ops.dropout_keep_mask(tf.shape(v), ops.dropout_seed(dropout), dropout.rate, xla=True)
+        return tf.where(keep, v / (1 - dropout.rate), 0.0)
+
+    def residual_reference(dropout, norm, v, residual, training):
+        return norm(residual + dropped(dropout, v))
+
+    def probs_reference(dropout, scores, padding_mask, scale, training):
+        logits = scores * scale + ops.attention_bias_from_padding_mask(padding_mask, tf.float32)
+        return dropped(dropout, tf.nn.softmax(logits, axis=-1))
+
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = block(x, padding, training=True)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        return [y] + tape.gradient(loss, [x] + block.trainable_variables)
+
+    fused = tf.function(run, jit_compile=True)(x)
+    for v, s in zip(generators, start):
+        v.assign(s)
+    saved = encoder_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout
+    encoder_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout = (
+        residual_reference, probs_reference)
+    try:
+        reference = tf.function(run, jit_compile=True)(x)
+    finally:
+        encoder_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout = saved
+    assert float(tf.reduce_mean(tf.cast(fused[0] == 0, tf.float32))) < 0.5  # LayerNorm output, not a mask
+    for got, want in zip(fused, reference):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+    inference = block(x, padding, training=False)
+    assert float(tf.reduce_max(tf.abs(fused[0] - inference))) > 0.01  # dropout did act

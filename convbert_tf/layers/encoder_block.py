@@ -4,7 +4,9 @@ Legend: B batch, T length, D hidden, I intermediate width, G groups.
 """
 
 import keras
+import tensorflow as tf
 
+from convbert_tf import ops
 from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION
 from convbert_tf.layers.grouped_dense import GroupedDense, grouped_feed_forward
 from convbert_tf.layers.layer_norm import LayerNorm
@@ -83,10 +85,11 @@ class ConvBertBlock(keras.layers.Layer):
 
     def call(self, hidden, padding_mask=None, training=None):
         attention_output = self.attention(hidden, padding_mask, training=training)  # [B, T, D]
-        attended = self.attention_layer_norm(
-            hidden + self.attention_dropout_layer(attention_output, training=training))  # [B, T, D]
+        attended = dropout_residual_layer_norm(self.attention_dropout_layer, self.attention_layer_norm,
+                                               attention_output, hidden, training)  # [B, T, D]
         ffn_output = grouped_feed_forward(attended, self.intermediate, self.output_dense)  # [B, T, D] via [B, T, I]
-        return self.output_layer_norm(attended + self.output_dropout(ffn_output, training=training))
+        return dropout_residual_layer_norm(self.output_dropout, self.output_layer_norm, ffn_output, attended,
+                                           training)
 
     def compute_output_shape(self, hidden_shape, padding_mask_shape=None):
         return tuple(hidden_shape)
@@ -102,3 +105,18 @@ class ConvBertBlock(keras.layers.Layer):
                       conv_mask_padding=self.conv_mask_padding,
                       conv_implementation=self.conv_implementation)
         return config
+
+
+def dropout_residual_layer_norm(dropout, norm, x, residual, training):
+    """norm(residual + dropout(x)) for a built Dropout and LayerNorm, [..., W].
+
+    In training with dropout on (and the norm's fused path applicable), one fused op each way:
+    `ops.dropout_add_layer_norm`, with the mask drawn inside the loop and the sum taken in
+    float32. Otherwise the layers are simply called.
+    """
+    if training and dropout.rate > 0 and dropout.noise_shape is None and norm.fuses(len(x.shape)):
+        output = ops.dropout_add_layer_norm(
+            x, residual, tf.convert_to_tensor(norm.gamma), tf.convert_to_tensor(norm.beta), norm.epsilon,
+            dropout.rate, ops.dropout_seed(dropout))
+        return tf.cast(output, norm.compute_dtype)
+    return norm(residual + dropout(x, training=training))

@@ -17,10 +17,13 @@ class LayerNorm(keras.layers.LayerNormalization):
     float32.
     """
 
+    def fuses(self, rank):
+        """Whether inputs of this rank take the fused op (the last axis only, with gamma and beta)."""
+        axes = [axis % rank for axis in (self.axis if isinstance(self.axis, (list, tuple)) else [self.axis])]
+        return axes == [rank - 1] and self.center and self.scale and not self.rms_scaling
+
     def call(self, inputs):
-        axes = [axis % len(inputs.shape) for axis in (self.axis if isinstance(self.axis, (list, tuple))
-                                                      else [self.axis])]
-        if axes != [len(inputs.shape) - 1] or not (self.center and self.scale) or self.rms_scaling:
+        if not self.fuses(len(inputs.shape)):
             return super().call(inputs)
         outputs = ops.layer_norm(inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta),
                                  self.epsilon)

@@ -115,11 +115,8 @@ class MixedAttention(keras.layers.Layer):
 
         scores = tf.einsum("BTNH,BSNH->BNTS", tf.reshape(query, heads_shape),
                            tf.reshape(key, heads_shape))  # [B, N, T, S]
-        scores = ops.upcast_half(scores) * (1.0 / math.sqrt(self.head_size))  # softmax in >= float32
-        if padding_mask is not None:
-            scores += ops.attention_bias_from_padding_mask(padding_mask, scores.dtype)  # [B, N, T, S]
-        attention_probs = tf.cast(tf.nn.softmax(scores, axis=-1), self.compute_dtype)
-        attention_probs = self.probs_dropout(attention_probs, training=training)  # [B, N, T, S]
+        attention_probs = attention_probs_with_dropout(self.probs_dropout, scores, padding_mask,
+                                                       1.0 / math.sqrt(self.head_size), training)  # [B, N, T, S]
         attention_heads = tf.einsum("BNTS,BSNH->BTNH", attention_probs,
                                     tf.reshape(value, heads_shape))  # [B, T, N, H]
         mixed = tf.reshape(attention_heads, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
@@ -140,3 +137,24 @@ class MixedAttention(keras.layers.Layer):
                       conv_mask_padding=self.conv_mask_padding,
                       conv_implementation=self.conv_implementation)
         return config
+
+
+def attention_probs_with_dropout(dropout, scores, padding_mask, scale, training):
+    """dropout(softmax(scores * scale + padding bias)), the softmax in float32, [B, N, T, S].
+
+    In training with dropout on, one fused op each way (`ops.masked_softmax_dropout`, the mask
+    drawn inside the loop); otherwise `attention_probs` and the Keras Dropout layer.
+    """
+    if training and dropout.rate > 0 and dropout.noise_shape is None:
+        bias = None if padding_mask is None else ops.attention_bias_from_padding_mask(padding_mask, tf.float32)
+        probs = ops.masked_softmax_dropout(scores, bias, scale, dropout.rate, ops.dropout_seed(dropout))
+        return tf.cast(probs, dropout.compute_dtype)
+    return dropout(attention_probs(scores, padding_mask, scale, dropout.compute_dtype), training=training)
+
+
+def attention_probs(scores, padding_mask, scale, dtype):
+    """softmax(scores * scale + padding bias) over the keys, taken in >= float32, cast to dtype."""
+    scores = ops.upcast_half(scores) * scale
+    if padding_mask is not None:
+        scores += ops.attention_bias_from_padding_mask(padding_mask, scores.dtype)  # [B, N, T, S]
+    return tf.cast(tf.nn.softmax(scores, axis=-1), dtype)
