@@ -166,6 +166,11 @@ def xla_fusion_allowed():
     return not getattr(_tracing, "without_xla", False)
 
 
+def _compiled(fn):
+    """fn as one XLA-compiled function."""
+    return tf.function(fn, jit_compile=True, autograph=False)
+
+
 def fused_op(forward, backward):
     """(plain, compiled) custom-gradient ops from forward(*inputs) and backward(d_out, *inputs).
 
@@ -180,8 +185,7 @@ def fused_op(forward, backward):
             return forward_fn(*inputs), grad
         return op
 
-    compile_ = lambda fn: tf.function(fn, jit_compile=True, autograph=False)  # noqa: E731
-    return with_gradient(forward, backward), with_gradient(compile_(forward), compile_(backward))
+    return with_gradient(forward, backward), with_gradient(_compiled(forward), _compiled(backward))
 
 
 _shifted_window_sum, _shifted_window_sum_xla = fused_op(_window_sum_forward, _window_sum_backward)
@@ -364,10 +368,6 @@ def _masked_softmax_dropout_backward(d_output, probs, keep, scale, rate):
     d_probs = tf.where(keep, upcast_half(d_output) * (1.0 / (1.0 - rate)), 0.0)
     d_logits = probs * (d_probs - tf.reduce_sum(d_probs * probs, axis=-1, keepdims=True))
     return tf.cast(d_logits * scale, d_output.dtype)
-
-
-def _compiled(fn):
-    return tf.function(fn, jit_compile=True, autograph=False)
 
 
 _DROPOUT_FUNCTIONS = {
