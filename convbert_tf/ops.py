@@ -358,9 +358,20 @@ def _dropout_add_layer_norm_backward(d_output, x, residual, gamma, keep, rate, e
     return tf.cast(d_x, x.dtype), tf.cast(d_sum, residual.dtype), d_gamma, d_beta
 
 
+def scaled_softmax(scores, bias, scale):
+    """softmax(scores * scale + bias) over the last axis, taken in >= float32.
+
+    bias: broadcastable to scores (e.g. the [B, 1, 1, S] padding bias), or None.
+    """
+    logits = upcast_half(scores) * scale
+    if bias is not None:
+        logits += tf.cast(bias, logits.dtype)
+    return tf.nn.softmax(logits, axis=-1)
+
+
 def _masked_softmax_dropout_forward(scores, bias, seed, scale, rate, xla):
     keep = dropout_keep_mask(tf.shape(scores), seed, rate, xla)
-    probs = tf.nn.softmax(upcast_half(scores) * scale + bias, axis=-1)
+    probs = scaled_softmax(scores, bias, scale)
     return tf.cast(tf.where(keep, probs * (1.0 / (1.0 - rate)), 0.0), scores.dtype), probs, keep
 
 
@@ -430,7 +441,6 @@ def masked_softmax_dropout(scores, bias, scale, rate, seed):
         [..., S] in the dtype of scores.
     """
     forward, backward, xla = _dropout_functions("softmax")
-    bias = tf.zeros([], tf.float32) if bias is None else bias
 
     @tf.custom_gradient
     def op(scores):

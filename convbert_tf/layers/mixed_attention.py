@@ -146,15 +146,17 @@ def attention_probs_with_dropout(dropout, scores, padding_mask, scale, training)
     drawn inside the loop); otherwise `attention_probs` and the Keras Dropout layer.
     """
     if training and dropout.rate > 0 and dropout.noise_shape is None:
-        bias = None if padding_mask is None else ops.attention_bias_from_padding_mask(padding_mask, tf.float32)
-        probs = ops.masked_softmax_dropout(scores, bias, scale, dropout.rate, ops.dropout_seed(dropout))
+        probs = ops.masked_softmax_dropout(scores, padding_bias(padding_mask), scale, dropout.rate,
+                                           ops.dropout_seed(dropout))
         return tf.cast(probs, dropout.compute_dtype)
     return dropout(attention_probs(scores, padding_mask, scale, dropout.compute_dtype), training=training)
 
 
 def attention_probs(scores, padding_mask, scale, dtype):
     """softmax(scores * scale + padding bias) over the keys, taken in >= float32, cast to dtype."""
-    scores = ops.upcast_half(scores) * scale
-    if padding_mask is not None:
-        scores += ops.attention_bias_from_padding_mask(padding_mask, scores.dtype)  # [B, N, T, S]
-    return tf.cast(tf.nn.softmax(scores, axis=-1), dtype)
+    return tf.cast(ops.scaled_softmax(scores, padding_bias(padding_mask), scale), dtype)
+
+
+def padding_bias(padding_mask):
+    """The [B, 1, 1, S] float32 additive bias of a [B, S] padding mask, or None without one."""
+    return None if padding_mask is None else ops.attention_bias_from_padding_mask(padding_mask, tf.float32)
