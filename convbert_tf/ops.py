@@ -1,14 +1,17 @@
 """Weight-free tensor math shared by the layers: masks, the span-convolution window sum, the
-XLA-fused GELU and LayerNorm, and dropout fused with the LayerNorm or softmax next to it.
+XLA-fused GELU and LayerNorm, dropout fused with the LayerNorm or softmax next to it, and the
+random generator for draws compiled by XLA.
 
 Legend: B batch, T length, C channels, K kernel (window) size, N heads, H head size.
 """
 
 import contextlib
+import functools
 import math
 import threading
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 # Additive score for padded keys, as in the original release (exp(-10000) underflows to 0).
 MASKED_SCORE = -10000.0
@@ -190,6 +193,80 @@ def fused_op(forward, backward):
 
 _shifted_window_sum, _shifted_window_sum_xla = fused_op(_window_sum_forward, _window_sum_backward)
 
+
+# ----- the span key's depthwise convolution as shifted slices ----------------------------------
+# Legend here: W channels, kernel [K, W] (the [K, W, 1] depthwise kernel), 'same' zero padding.
+#
+#   output[t, w]    = sum_i kernel[i, w] * x[t + i - h, w]                       (x 0 outside)
+#   d_x[s, w]       = sum_i kernel[i, w] * d_output[s + h - i, w]
+#   d_kernel[i, w]  = sum_{B, T} d_output[t, w] * x[t + i - h, w]
+#
+# XLA:CPU compiles a depthwise convolution and its gradients into slow generic loops (the span
+# key convolution took 37 ms instead of 5.5 ms per small layer, forward and backward, in a
+# compiled train step); written as slices, each line is one fused loop. TensorFlow's own
+# depthwise kernels are faster than these outside XLA.
+
+
+def _depthwise_forward(x, kernel):
+    """x [B, T, W], kernel [K, W] -> [B, T, W] (see the formulas above)."""
+    kernel_size = kernel.shape[0]
+    half = (kernel_size - 1) // 2
+    length = tf.shape(x)[1]
+    padded = tf.pad(upcast_half(x), [[0, 0], [half, half], [0, 0]])  # [B, T + K - 1, W]
+    kernel32 = upcast_half(kernel)  # [K, W]
+    output = padded[:, 0:length] * kernel32[0]  # [B, T, W]
+    for i in range(1, kernel_size):
+        output += padded[:, i:i + length] * kernel32[i]  # [B, T, W]
+    return tf.cast(output, x.dtype)
+
+
+def _depthwise_backward(d_output, x, kernel):
+    """(d_x [B, T, W], d_kernel [K, W]) of `_depthwise_forward`."""
+    kernel_size = kernel.shape[0]
+    half = (kernel_size - 1) // 2
+    length = tf.shape(x)[1]
+    d_output32 = upcast_half(d_output)  # [B, T, W]
+    padded = tf.pad(upcast_half(x), [[0, 0], [half, half], [0, 0]])  # [B, T + K - 1, W]
+    # Summed over T first, then B: XLA:CPU is about 2x slower reducing both axes at once.
+    d_kernel = tf.reduce_sum(tf.stack([tf.reduce_sum(d_output32 * padded[:, i:i + length], axis=1)
+                                       for i in range(kernel_size)]), axis=1)  # [K, W]
+    padded_grad = tf.pad(d_output32, [[0, 0], [half, half], [0, 0]])  # [B, T + K - 1, W]
+    kernel32 = upcast_half(kernel)  # [K, W]
+    d_x = padded_grad[:, kernel_size - 1:kernel_size - 1 + length] * kernel32[0]  # [B, T, W]
+    for i in range(1, kernel_size):
+        start = kernel_size - 1 - i  # row s + h - i of the unpadded d_output
+        d_x += padded_grad[:, start:start + length] * kernel32[i]  # [B, T, W]
+    return tf.cast(d_x, x.dtype), tf.cast(d_kernel, kernel.dtype)
+
+
+_depthwise_plain, _depthwise_xla = fused_op(_depthwise_forward, _depthwise_backward)
+
+
+def depthwise_conv1d(x, kernel):
+    """A depthwise convolution along T with 'same' zero padding, as K shifted slices, forward
+    and backward each one XLA loop (outside `without_xla()`).
+
+    Gives `tf.nn.depthwise_conv2d` on x[:, None] with the kernel [1, K, W, 1] (Keras's
+    SeparableConv1D's depthwise step) to float rounding.
+
+    Args:
+        x: [B, T, W]; half precision is accumulated in float32 and rounded once.
+        kernel: [K, W], K odd, in the dtype of x.
+
+    Returns:
+        [B, T, W] in the dtype of x.
+    """
+    kernel_size = kernel.shape[0]
+    if kernel_size is None or kernel_size % 2 != 1:
+        raise ValueError(f"depthwise_conv1d needs a static odd kernel size, got {kernel_size}")
+    return (_depthwise_xla if xla_fusion_allowed() else _depthwise_plain)(x, kernel)
+
+
+@functools.lru_cache(maxsize=None)
+def host_has_accelerator():
+    """Whether this process sees a GPU or a TPU (asked once)."""
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -313,22 +390,41 @@ def layer_norm(x, gamma, beta, epsilon):
 
 
 
-# ----- dropout fused with its neighbours --------------------------------------------------------
+# ----- random draws under XLA, and dropout fused with its neighbours -----------------------------
 # TensorFlow's dropout writes a tensor of uniform floats, compares, scales and selects, each a
 # pass over memory, and the draw itself dominates. Here the keep mask is drawn inside the XLA
 # loop that consumes it, with the counter-based ThreeFry generator: on CPU, XLA's ThreeFry costs
-# about 2/3 of its Philox (and a fraction of its "auto_select"). TensorFlow's own kernels have
-# no stateless ThreeFry, so the plain (non-XLA) path draws with Philox. Same Bernoulli(1 - rate)
-# mask either way, a different random stream from Keras's Dropout for the same seed.
+# about 2/3 of its Philox, and a small fraction of the "auto_select" that XLA compiles for a
+# draw that names no algorithm (Keras's Dropout, `tf.random.stateless_uniform`'s default).
+# TensorFlow's own kernels have no stateless ThreeFry, so draws outside XLA use Philox (which
+# is what "auto_select" picks there, so those streams are unchanged). Same Bernoulli(1 - rate)
+# mask either way; under XLA a different random stream from Keras's Dropout for the same seed
+# (XLA's Philox stream differs from TensorFlow's anyway).
 
-DROPOUT_RNG = {True: "threefry", False: "philox"}  # compiled by XLA -> algorithm
+RNG_ALGORITHM = {True: "threefry", False: "philox"}  # compiled by XLA -> algorithm
+
+
+def in_xla_compilation():
+    """Whether what is traced here is compiled by XLA: inside `tf.function(jit_compile=True)`
+    (or a function it calls), or a TPU replica's step."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def dropout_keep_mask(shape, seed, rate, xla=True):
     """[shape] bool, True with probability 1 - rate: a float32 uniform draw >= rate, as
     TensorFlow's dropout does. `seed` is a stateless [2] int32 seed; `xla` says whether the
-    caller is compiled by XLA (it picks the generator, DROPOUT_RNG)."""
-    return tf.random.stateless_uniform(shape, seed, dtype=tf.float32, alg=DROPOUT_RNG[xla]) >= rate
+    caller is compiled by XLA (it picks the generator, RNG_ALGORITHM)."""
+    return tf.random.stateless_uniform(shape, seed, dtype=tf.float32, alg=RNG_ALGORITHM[xla]) >= rate
+
+
+def dropout(layer, x, training):
+    """`layer(x, training=training)` for a Keras Dropout layer, except that under XLA
+    compilation the mask is drawn with ThreeFry (from the layer's seed generator, advanced
+    as its call would) instead of XLA's slow default generator. [...] in, [...] out."""
+    if not training or not layer.rate or layer.noise_shape is not None or not in_xla_compilation():
+        return layer(x, training=training)
+    keep = dropout_keep_mask(tf.shape(x), dropout_seed(layer), layer.rate, xla=True)
+    return tf.where(keep, x * tf.cast(1.0 / (1.0 - layer.rate), x.dtype), tf.zeros_like(x))
 
 
 def dropout_seed(dropout_layer):

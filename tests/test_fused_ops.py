@@ -319,3 +319,37 @@ def test_block_in_training_draws_each_dropout_layers_mask_in_the_fused_ops():
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
     inference = block(x, padding, training=False)
     assert float(tf.reduce_max(tf.abs(fused[0] - inference))) > 0.01  # dropout did act
+
+
+# ----- random draws under XLA ------------------------------------------------------------------
+
+def test_in_xla_compilation_sees_jit_compile_and_the_functions_it_calls():
+    probe = lambda: tf.constant(ops.in_xla_compilation())  # noqa: E731
+    assert not ops.in_xla_compilation()
+    assert not tf.function(probe)().numpy()
+    assert tf.function(probe, jit_compile=True)().numpy()
+    assert tf.function(lambda: tf.function(probe)(), jit_compile=True)().numpy()
+
+
+def test_dropout_draws_the_layers_seed_with_threefry_under_xla_and_is_keras_outside():
+    rate = 0.3
+    dropout = keras.layers.Dropout(rate, seed=3)
+    x = tf.constant(np.random.default_rng(15).normal(size=(6, 40)) + 5.0, tf.float32)  # no zeros
+    state = dropout.seed_generator.state.numpy()
+
+    def replay(fn, **function_args):
+        dropout.seed_generator.state.assign(state)
+        return tf.function(fn, **function_args)().numpy()
+
+    plain = replay(lambda: ops.dropout(dropout, x, training=True))
+    np.testing.assert_array_equal(plain, replay(lambda: dropout(x, training=True)))  # Keras's own stream
+    compiled = replay(lambda: ops.dropout(dropout, x, training=True), jit_compile=True)
+    assert not np.array_equal(dropout.seed_generator.state.numpy(), state)  # the call advanced it
+    keep = replay(lambda: ops.dropout_keep_mask(tf.shape(x), ops.dropout_seed(dropout), rate, xla=True),
+                  jit_compile=True)
+    np.testing.assert_allclose(compiled, np.where(keep, x.numpy() / (1 - rate), 0.0), rtol=1e-6)
+    assert abs(keep.mean() - (1 - rate)) < 0.1 and not np.array_equal(keep, plain != 0)  # another stream
+    np.testing.assert_array_equal(ops.dropout(dropout, x, training=False).numpy(), x.numpy())
+    no_dropout = keras.layers.Dropout(0.0)
+    np.testing.assert_array_equal(
+        tf.function(lambda: ops.dropout(no_dropout, x, training=True), jit_compile=True)().numpy(), x.numpy())

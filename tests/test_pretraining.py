@@ -283,3 +283,35 @@ def test_mixed_precision_training_steps(data_dir, policy):
     assert result["step"] == 4
     assert abs(result["mlm_loss"] - reference["mlm_loss"]) < 0.1
     assert abs(result["disc_loss"] - reference["disc_loss"]) < 0.1
+
+
+def test_gumbel_noise_rows_follow_their_seeds_in_and_out_of_xla():
+    """Row i is gumbel_noise(seed_i): TensorFlow's default (Philox) stream outside XLA, ThreeFry
+    under XLA, whether the batch is static (rows drawn one op each) or not (a map_fn loop)."""
+    from convbert_tf.pretraining.model import gumbel_noise, per_example_gumbel_noise
+
+    seeds = tf.constant([[1, 2], [1, 3], [9, 4]], tf.int64)
+    shape = [3, 5, 7]
+    plain = tf.function(lambda s: per_example_gumbel_noise(shape, s))(seeds).numpy()
+    for i in range(3):
+        u = tf.random.stateless_uniform(shape[1:], seeds[i], dtype=tf.float32).numpy()
+        np.testing.assert_allclose(plain[i], -np.log(-np.log(u + 1e-9) + 1e-9), rtol=1e-6)
+    static = tf.function(lambda s: per_example_gumbel_noise(shape, s), jit_compile=True)(seeds).numpy()
+    dynamic = tf.function(lambda s: per_example_gumbel_noise(shape, s), jit_compile=True,
+                          input_signature=[tf.TensorSpec([None, 2], tf.int64)])(seeds).numpy()
+    rows = np.stack([tf.function(lambda s: gumbel_noise(shape[1:], s, xla=True), jit_compile=True)(seeds[i]).numpy()
+                     for i in range(3)])
+    np.testing.assert_allclose(static, rows, rtol=1e-6)
+    np.testing.assert_allclose(dynamic, rows, rtol=1e-6)
+    assert np.abs(static - plain).max() > 0.1  # another generator
+
+
+def test_gumbel_sampling_under_xla_follows_the_softmax():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05], np.float32))
+    n = 2000
+    seeds = np.stack([np.full(n, 7), np.arange(n)], axis=1)
+    sample = tf.function(sample_replacements, jit_compile=True,
+                         input_signature=[tf.TensorSpec([None, 1, 4]), tf.TensorSpec([None, 2], tf.int64)])
+    samples = sample(np.tile(logits, (n, 1, 1)), seeds).numpy()[:, 0]
+    frequencies = np.bincount(samples, minlength=4) / n
+    np.testing.assert_allclose(frequencies, [0.5, 0.3, 0.15, 0.05], atol=4 * np.sqrt(0.25 / n))

@@ -172,3 +172,62 @@ def test_encoder_matches_reference_on_a_padded_batch(implementation, mask_paddin
     for got, want in zip(results[1][1], results[0][1]):
         got, want = (tf.convert_to_tensor(g).numpy() for g in (got, want))  # embedding grads are sparse
         np.testing.assert_allclose(got, want, atol=1e-4 * max(1.0, np.abs(want).max()), rtol=0)
+
+
+def np_depthwise_conv1d(x, kernel):
+    """NumPy twin of ops.depthwise_conv1d: x [B, T, W], kernel [K, W], 'same' zero padding."""
+    half = (kernel.shape[0] - 1) // 2
+    padded = np.pad(x.astype(np.float64), [(0, 0), (half, half), (0, 0)])
+    return sum(padded[:, i:i + x.shape[1]] * kernel[i] for i in range(kernel.shape[0]))
+
+
+@pytest.mark.parametrize("xla", [False, True])
+@pytest.mark.parametrize("kernel_size,length", [(1, 5), (3, 6), (9, 12), (9, 4)])
+def test_depthwise_conv1d_matches_numpy_and_tensorflow_gradients(kernel_size, length, xla):
+    rng = np.random.default_rng(kernel_size * 10 + length)
+    x = tf.constant(rng.normal(size=(2, length, 6)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(kernel_size, 6)), tf.float32)
+    d_output = tf.constant(rng.normal(size=(2, length, 6)), tf.float32)
+
+    def tensorflow_reference(x, kernel):
+        return tf.nn.depthwise_conv2d(x[:, None], kernel[None, :, :, None], [1, 1, 1, 1], "SAME")[:, 0]
+
+    results = []
+    for fn in (tensorflow_reference, ops.depthwise_conv1d):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            if xla:
+                output = fn(x, kernel)
+            else:
+                with ops.without_xla():
+                    output = fn(x, kernel)
+            loss = tf.reduce_sum(output * d_output)
+        results.append([output.numpy()] + [g.numpy() for g in tape.gradient(loss, [x, kernel])])
+    np.testing.assert_allclose(results[1][0], np_depthwise_conv1d(x.numpy(), kernel.numpy()), atol=ATOL, rtol=0)
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("mask_padding", [False, True])
+@pytest.mark.parametrize("kernel_size,length", [(3, 7), (9, 16)])
+def test_layer_in_an_xla_compiled_step_matches_unfold(kernel_size, length, mask_padding):
+    """Compiled by XLA (on CPU: the key convolution as shifted slices), outputs and gradients
+    match the reference compiled alike."""
+    (reference, fast), hidden_size, channels = _layer_pair("shifted_xla", kernel_size, mask_padding)
+    inputs = _inputs(length, hidden_size, channels)
+    compiled = [tf.function(lambda *a, layer=layer: _traced_output_and_gradients(layer, *a), jit_compile=True)
+                for layer in (reference, fast)]
+    expected, got = (fn(*inputs) for fn in compiled)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), atol=ATOL, rtol=0)
+    if not ops.host_has_accelerator():
+        op_types = [{op.type for op in fn.get_concrete_function(*inputs).graph.get_operations()} for fn in compiled]
+        assert "DepthwiseConv2dNative" in op_types[0] and "DepthwiseConv2dNative" not in op_types[1]
+
+
+def _traced_output_and_gradients(layer, hidden, query, padding_mask, d_output):
+    with tf.GradientTape() as tape:
+        tape.watch([hidden, query])
+        output = layer(hidden, query, padding_mask)
+        loss = tf.reduce_sum(output * d_output)
+    return [output] + tape.gradient(loss, [hidden, query] + layer.trainable_weights)

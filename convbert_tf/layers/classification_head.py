@@ -37,7 +37,7 @@ class ClassificationHead(keras.layers.Layer):
         self.dense.build(cls_shape)
 
     def call(self, cls_state, training=None):
-        logits = ops.upcast_half(self.dense(self.dropout(cls_state, training=training)))  # [B, C]
+        logits = ops.upcast_half(self.dense(ops.dropout(self.dropout, cls_state, training)))  # [B, C]
         return logits[:, 0] if self.num_classes == 1 else logits
 
     def get_config(self):

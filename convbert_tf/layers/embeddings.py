@@ -6,6 +6,7 @@ Legend: B batch, T length, E embedding width, V vocab size.
 import keras
 import tensorflow as tf
 
+from convbert_tf import ops
 from convbert_tf.layers.initializers import truncated_normal
 from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.ops import LAYER_NORM_EPSILON
@@ -71,7 +72,7 @@ class ConvBertEmbeddings(keras.layers.Layer):
         positions = self.position_embeddings[:dynamic_length if length is None else length]  # [T, E]
         embeddings = tf.cast(words + segments + positions[None], self.compute_dtype)  # [B, T, E]
         embeddings = self.layer_norm(embeddings)
-        return self.dropout(embeddings, training=training)
+        return ops.dropout(self.dropout, embeddings, training)
 
     def compute_output_shape(self, input_ids_shape, segment_ids_shape=None):
         return tuple(input_ids_shape) + (self.embedding_size,)

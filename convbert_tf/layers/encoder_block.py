@@ -112,11 +112,11 @@ def dropout_residual_layer_norm(dropout, norm, x, residual, training):
 
     In training with dropout on (and the norm's fused path applicable), one fused op each way:
     `ops.dropout_add_layer_norm`, with the mask drawn inside the loop and the sum taken in
-    float32. Otherwise the layers are simply called.
+    float32. Otherwise the layers are simply called (the dropout through `ops.dropout`).
     """
     if training and dropout.rate > 0 and dropout.noise_shape is None and norm.fuses(len(x.shape)):
         output = ops.dropout_add_layer_norm(
             x, residual, tf.convert_to_tensor(norm.gamma), tf.convert_to_tensor(norm.beta), norm.epsilon,
             dropout.rate, ops.dropout_seed(dropout))
         return tf.cast(output, norm.compute_dtype)
-    return norm(residual + dropout(x, training=training))
+    return norm(residual + ops.dropout(dropout, x, training))

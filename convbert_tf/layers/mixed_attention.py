@@ -143,13 +143,14 @@ def attention_probs_with_dropout(dropout, scores, padding_mask, scale, training)
     """dropout(softmax(scores * scale + padding bias)), the softmax in float32, [B, N, T, S].
 
     In training with dropout on, one fused op each way (`ops.masked_softmax_dropout`, the mask
-    drawn inside the loop); otherwise `attention_probs` and the Keras Dropout layer.
+    drawn inside the loop); otherwise `attention_probs` and the Keras Dropout layer (through
+    `ops.dropout`).
     """
     if training and dropout.rate > 0 and dropout.noise_shape is None:
         probs = ops.masked_softmax_dropout(scores, padding_bias(padding_mask), scale, dropout.rate,
                                            ops.dropout_seed(dropout))
         return tf.cast(probs, dropout.compute_dtype)
-    return dropout(attention_probs(scores, padding_mask, scale, dropout.compute_dtype), training=training)
+    return ops.dropout(dropout, attention_probs(scores, padding_mask, scale, dropout.compute_dtype), training)
 
 
 def attention_probs(scores, padding_mask, scale, dtype):

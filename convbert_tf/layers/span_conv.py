@@ -41,6 +41,9 @@ class SpanDynamicConv(keras.layers.Layer):
       'shifted_xla'  the same, forward and backward each compiled by XLA into one fused loop
                      (the default). Compiles once per input shape; the fastest in training
                      (benchmarks/README.md). Exports trace it as 'shifted' (see `ops.without_xla`).
+                     In a step compiled by XLA on a host without GPU or TPU, the key
+                     convolution's depthwise step is written as shifted slices too
+                     (`ops.depthwise_conv1d`): XLA:CPU's depthwise convolution is slow.
 
     Args:
       num_heads: N, convolution heads.
@@ -96,7 +99,7 @@ class SpanDynamicConv(keras.layers.Layer):
         if self.mask_padding and padding_mask is not None:
             keep = tf.cast(padding_mask, hidden.dtype)[:, :, None]  # [B, T, 1]
             hidden = hidden * keep  # [B, T, D]
-        span_key = self.key_conv(hidden)  # [B, T, C]
+        span_key = self._span_key(hidden)  # [B, T, C]
         kernel_logits = self.kernel_dense(span_key * query)  # [B, T, N*K]
         kernel_logits = tf.reshape(kernel_logits, [batch, length, self.num_heads, self.kernel_size])  # [B, T, N, K]
         span_kernel = tf.nn.softmax(ops.upcast_half(kernel_logits), axis=-1)  # softmax in >= float32
@@ -114,6 +117,21 @@ class SpanDynamicConv(keras.layers.Layer):
             conv_out = ops.shifted_window_sum(conv_values, span_kernel,
                                               jit_compile=self.implementation == "shifted_xla")  # [B, T, N, H]
         return tf.reshape(conv_out, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
+
+    def _span_key(self, hidden):
+        """The separable key convolution, [B, T, D] -> [B, T, C]. 'shifted_xla' under XLA
+        compilation on a host without GPU or TPU: the depthwise step as shifted slices
+        (`ops.depthwise_conv1d`; XLA:CPU's depthwise convolution is several times slower),
+        then the pointwise matmul and bias, with the layer's own weights. Otherwise the Keras
+        layer."""
+        if not (self.implementation == "shifted_xla" and ops.xla_fusion_allowed()
+                and ops.in_xla_compilation() and not ops.host_has_accelerator()):
+            return self.key_conv(hidden)
+        conv = self.key_conv
+        depthwise = tf.cast(conv.depthwise_kernel[:, :, 0], hidden.dtype)  # [K, D]
+        pointwise = tf.cast(conv.pointwise_kernel[0], hidden.dtype)  # [D, C]
+        mixed = tf.tensordot(ops.depthwise_conv1d(hidden, depthwise), pointwise, axes=1)  # [B, T, C]
+        return mixed + tf.cast(conv.bias, hidden.dtype)
 
     def compute_output_shape(self, hidden_shape, query_shape=None, padding_mask_shape=None):
         return tuple(hidden_shape[:-1]) + (self.num_heads * self.head_size,)

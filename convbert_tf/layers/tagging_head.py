@@ -30,7 +30,7 @@ class TaggingHead(keras.layers.Layer):
         self.dense.build(sequence_shape)
 
     def call(self, sequence_output, training=None):
-        return ops.upcast_half(self.dense(self.dropout(sequence_output, training=training)))  # [B, T, C]
+        return ops.upcast_half(self.dense(ops.dropout(self.dropout, sequence_output, training)))  # [B, T, C]
 
     def get_config(self):
         config = super().get_config()

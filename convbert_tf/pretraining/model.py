@@ -8,6 +8,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from convbert_tf import ops
 from convbert_tf.checkpoints import build_discriminator_head, build_generator
 from convbert_tf.config import ConvBertConfig
 from convbert_tf.encoder import ConvBertEncoder
@@ -18,9 +19,10 @@ from convbert_tf.pretraining.masking import gather_positions, scatter_positions
 GUMBEL_EPSILON = 1e-9
 
 
-def gumbel_noise(shape, seed):
-    """g = -log(-log(u + 1e-9) + 1e-9), u ~ U(0, 1), from a stateless seed [2]."""
-    uniform = tf.random.stateless_uniform(shape, seed, dtype=tf.float32)
+def gumbel_noise(shape, seed, xla=False):
+    """g = -log(-log(u + 1e-9) + 1e-9), u ~ U(0, 1), from a stateless seed [2]; `xla` (traced
+    for XLA) picks the generator, ops.RNG_ALGORITHM."""
+    uniform = tf.random.stateless_uniform(shape, seed, dtype=tf.float32, alg=ops.RNG_ALGORITHM[xla])
     return -tf.math.log(-tf.math.log(uniform + GUMBEL_EPSILON) + GUMBEL_EPSILON)
 
 
@@ -28,9 +30,15 @@ def per_example_gumbel_noise(shape, example_seeds):
     """Gumbel noise [B, ...] drawn row by row from per-example seeds [B, 2].
 
     Per-example seeds make a step's randomness independent of how the global batch is
-    split over replicas, and of where a resumed run restarts.
+    split over replicas, and of where a resumed run restarts. Under XLA compilation with a
+    static batch size the rows are drawn one op each: XLA runs a `map_fn` loop serially,
+    about 8x slower here.
     """
-    return tf.map_fn(lambda seed: gumbel_noise(shape[1:], seed), example_seeds,
+    xla = ops.in_xla_compilation()
+    batch_size = example_seeds.shape[0]
+    if xla and batch_size is not None:
+        return tf.stack([gumbel_noise(shape[1:], example_seeds[i], xla) for i in range(batch_size)])  # [B, ...]
+    return tf.map_fn(lambda seed: gumbel_noise(shape[1:], seed, xla), example_seeds,
                      fn_output_signature=tf.float32)  # [B, ...]
 
 
