@@ -74,6 +74,9 @@ def main(argv=None):
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     from benchmarks import suite
+    problem = suite.device_problem(args.device)
+    if problem:
+        sys.exit(f"benchmarks.run: --device={args.device}: {problem}")
     options = suite.Options(sizes=sizes, repeats=1 if args.quick else args.repeats, dtype=args.dtype,
                             jit_compile=args.jit_compile, device=args.device, threads=args.threads,
                             inter_op_threads=args.inter_op_threads,

@@ -155,6 +155,37 @@ def mib(value):
     return "n/a" if value is None else f"{value / 2 ** 20:,.0f}"
 
 
+def device_problem(device: str):
+    """None if TensorFlow has `device` (e.g. /CPU:0, /GPU:0); else what is wrong, in words.
+
+    Without this check TensorFlow's soft placement would run everything on the CPU and the
+    figures would be printed under the GPU's name.
+    """
+    try:
+        wanted = tf.DeviceSpec.from_string(device)
+    except ValueError as e:
+        return f"not a TensorFlow device name ({e}); use e.g. /CPU:0 or /GPU:0"
+    present = [d.name for d in tf.config.list_logical_devices()]
+    for name in present:
+        spec = tf.DeviceSpec.from_string(name)
+        if spec.device_type == (wanted.device_type or "").upper() and spec.device_index == (wanted.device_index or 0):
+            return None
+    return (f"TensorFlow sees no such device here (it sees {', '.join(present)}); on a GPU machine check "
+            f"that this TensorFlow build finds CUDA (tf.config.list_physical_devices('GPU')), or leave "
+            f"--device out to measure on the CPU")
+
+
+def accelerator_names() -> list:
+    """'GPU:0 NVIDIA H100 80GB HBM3 (compute capability 9.0)' and the like, one per GPU."""
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        capability = details.get("compute_capability")
+        names.append(f"{gpu.name.split('physical_device:')[-1]} {details.get('device_name', 'unknown card')}"
+                     + (f" (compute capability {capability[0]}.{capability[1]})" if capability else ""))
+    return names
+
+
 def machine_description(options: Options) -> str:
     model, flags = "unknown", set()
     with contextlib.suppress(OSError):
@@ -165,7 +196,7 @@ def machine_description(options: Options) -> str:
                 if line.startswith("flags") and not flags:
                     flags = set(line.split(":", 1)[1].split())
     vector = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16") if f in flags]
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    gpus = accelerator_names()
     return (f"{platform.node()}: {model}, {os.cpu_count()} CPUs visible ({', '.join(vector) or 'no AVX-512'}"
             f"{'; AMX' if 'amx_bf16' in flags else '; no AMX'}), {options.threads} TF intra-op threads, "
             f"{options.inter_op_threads} inter-op, "

@@ -77,3 +77,21 @@ def test_inter_op_threads_follow_threads_unless_given():
     assert parse_args(["--threads=4", "--inter_op_threads=1"])[0].inter_op_threads == 1
     with pytest.raises(SystemExit):
         parse_args(["--inter_op_threads=0"])
+
+
+def test_a_device_tensorflow_does_not_have_is_an_error_not_a_silent_cpu_run(monkeypatch):
+    import tensorflow as tf
+    from benchmarks import run, suite
+    assert suite.device_problem("/CPU:0") is None
+    assert suite.device_problem("cpu") is None
+    assert suite.device_problem("/job:localhost/replica:0/task:0/device:CPU:0") is None
+    problem = suite.device_problem("/GPU:99")
+    assert "no such device" in problem and "/device:CPU:0" in problem
+    assert "not a TensorFlow device name" in suite.device_problem("gpu-zero")
+    # the entry point stops before measuring anything, naming the flag
+    monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", lambda n: None)
+    monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", lambda n: None)
+    monkeypatch.setattr(suite, "run_all", lambda *a: pytest.fail("measured on a missing device"))
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--device=/GPU:99", "--quick"])
+    assert "--device=/GPU:99" in str(exit_info.value.code) and "no such device" in str(exit_info.value.code)
