@@ -186,6 +186,15 @@ def accelerator_names() -> list:
     return names
 
 
+def onednn_state() -> str:
+    """'oneDNN on' / 'oneDNN off': whether TensorFlow runs its oneDNN CPU kernels (TF_ENABLE_ONEDNN_OPTS)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return "oneDNN on" if _pywrap_util_port.IsMklEnabled() else "oneDNN off"
+    except (ImportError, AttributeError):  # a private module: name the variable instead
+        return f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}"
+
+
 def machine_description(options: Options) -> str:
     model, flags = "unknown", set()
     with contextlib.suppress(OSError):
@@ -198,7 +207,7 @@ def machine_description(options: Options) -> str:
     vector = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16") if f in flags]
     gpus = accelerator_names()
     return (f"{platform.node()}: {model}, {os.cpu_count()} CPUs visible ({', '.join(vector) or 'no AVX-512'}"
-            f"{'; AMX' if 'amx_bf16' in flags else '; no AMX'}), {options.threads} TF intra-op threads, "
+            f"{'; AMX' if 'amx_bf16' in flags else '; no AMX'}), {onednn_state()}, {options.threads} TF intra-op threads, "
             f"{options.inter_op_threads} inter-op, "
             f"device {options.device}{' (GPUs: ' + ', '.join(gpus) + ')' if gpus else ''}, "
             f"TensorFlow {tf.__version__}, Keras {keras.__version__}")

@@ -1,5 +1,11 @@
 """convbert_tf: ConvBERT (span-based dynamic convolution BERT) on TensorFlow 2 and Keras 3."""
 
+import os as _os
+
+from convbert_tf.cpu_defaults import set_cpu_defaults as _set_cpu_defaults
+
+_set_cpu_defaults(_os.environ)  # before TensorFlow is first imported (oneDNN on x86 CPUs)
+
 from convbert_tf.config import ConfigError, ConvBertConfig, generator_config
 from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.checkpoints import (CheckpointError, load_encoder, load_original_checkpoint,

@@ -105,3 +105,27 @@ def test_generator_config_follows_get_generator_config(size, fraction, hidden, h
     assert gen.resolved_embedding_size == disc.resolved_embedding_size
     assert (gen.linear_groups, gen.conv_kernel_size, gen.head_ratio) == (
         disc.linear_groups, disc.conv_kernel_size, disc.head_ratio)
+
+
+def test_onednn_is_turned_on_for_x86_cpus_unless_the_user_chose():
+    from convbert_tf.cpu_defaults import set_cpu_defaults
+    environ = {}
+    set_cpu_defaults(environ, "x86_64")
+    assert environ == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    environ = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    set_cpu_defaults(environ, "AMD64")
+    assert environ == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    environ = {}
+    set_cpu_defaults(environ, "aarch64")
+    assert environ == {}
+
+
+def test_the_package_sets_onednn_before_tensorflow_reads_it():
+    """conftest imports convbert_tf first, as the entry points do: TensorFlow then runs what the
+    variable says."""
+    import os
+    import platform
+    from tensorflow.python.util import _pywrap_util_port
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("oneDNN is set on x86 CPUs only")
+    assert _pywrap_util_port.IsMklEnabled() == (os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1")
