@@ -146,9 +146,15 @@ def test_mixed_bfloat16_is_as_close_to_float32_as_the_reference(implementation):
     reference_error = [np.abs(g - e).max() for g, e in zip(_output_and_gradients(unfold16, *inputs), expected)]
     got = _output_and_gradients(fast16, *inputs)
     assert fast16(*inputs[:2]).dtype == "bfloat16"
-    for g, e, ref_error in zip(got, expected, reference_error):
-        scale = np.abs(e).max()
-        assert np.abs(g - e).max() <= max(1.5 * ref_error, 2e-2 * scale), (np.abs(g - e).max(), ref_error, scale)
+    # Both paths round to bfloat16 at different places, so which of the two is closer to
+    # float32 on one tensor is a coin toss (either is up to 1.7x the other's error on the small
+    # bias gradients, depending on the inputs and the CPU's kernels): each output within 2x
+    # the reference's error, and over all outputs together within 1.25x.
+    errors = [np.abs(g - e).max() / np.abs(e).max() for g, e in zip(got, expected)]
+    reference_errors = [ref_error / np.abs(e).max() for ref_error, e in zip(reference_error, expected)]
+    for error, ref_error in zip(errors, reference_errors):
+        assert error <= max(2 * ref_error, 2e-2), (errors, reference_errors)
+    assert sum(errors) <= 1.25 * sum(reference_errors), (errors, reference_errors)
 
 
 @pytest.mark.parametrize("mask_padding", [False, True])
