@@ -3,7 +3,7 @@
 import platform
 
 # TensorFlow runs its oneDNN CPU kernels by default only on x86 CPUs with AVX-512 VNNI/BF16 or
-# AMX. On the others (AVX2) its own kernels take 1.75x as long for a small train step
+# AMX. On the others (AVX2) its own kernels take 1.4-2.0x as long for a train step
 # (benchmarks/README.md, "CPUs without AVX-512").
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
