@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from convbert_tf.pretraining.masking import (
     gather_positions,
+    hide_positions,
     mask_tokens,
     max_predictions_for,
     scatter_positions,
@@ -28,6 +29,28 @@ def scatter_reference(ids, positions, updates, weights):
         for p in range(positions.shape[1]):
             if weights[b, p] > 0 and 0 <= positions[b, p] < ids.shape[1]:
                 out[b, positions[b, p]] = updates[b, p]
+    return out
+
+
+def original_hide_reference(input_ids, positions, weights, draws, mask_id, keep_prob=0.15):
+    """NumPy simulation of the original's [MASK] step with given uniform draws [B, P].
+
+    Unweighted slots point at position 0; so does every slot whose draw keeps its token. All
+    slots then scatter-ADD [MASK] into a zero buffer, and each position gets sum // count (its
+    number of slots); position 0 is never written.
+    """
+    pointed = positions * (weights > 0) * (draws < 1.0 - keep_prob)  # [B, P]
+    out = np.array(input_ids, copy=True)
+    batch_size, seq_length = input_ids.shape
+    for b in range(batch_size):
+        sums = np.zeros(seq_length, np.int64)
+        counts = np.zeros(seq_length, np.int64)
+        for p in range(positions.shape[1]):
+            sums[pointed[b, p]] += mask_id
+            counts[pointed[b, p]] += 1
+        for t in range(1, seq_length):
+            if counts[t]:
+                out[b, t] = sums[t] // counts[t]
     return out
 
 
@@ -235,3 +258,44 @@ def test_scatter_positions_matches_numpy():
     assert got[0, 5] == updates[0, 1]
     compiled = tf.function(scatter_positions, jit_compile=True)
     np.testing.assert_array_equal(compiled(ids, positions, updates, weights).numpy(), got)
+
+
+def test_hide_positions_follows_the_originals_rule():
+    """A position drawn several times is [MASK] when any of its draws chose [MASK], in either order."""
+    ids = np.array([[CLS, 11, 12, 13, 14, SEP], [CLS, 21, 22, 23, SEP, 0]], np.int32)  # [B, T]
+    positions = np.array([[2, 2, 3, 3, 4], [1, 1, 1, 2, 0]], np.int32)  # [B, P]
+    weights = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], np.float32)  # [B, P]
+    # Position 2: [MASK] then keep; 3: keep then [MASK]; 4: keep. Row 1: position 1 keep, keep,
+    # [MASK]; position 2 [MASK]; the weight-0 slot's draw is ignored.
+    draws = np.array([[0.1, 0.9, 0.95, 0.3, 0.99], [0.9, 0.97, 0.5, 0.2, 0.1]], np.float32)
+    masks_slot = (weights > 0) & (draws < 0.85)
+    got = hide_positions(ids, positions, masks_slot, MASK).numpy()
+    np.testing.assert_array_equal(got, [[CLS, 11, MASK, MASK, 14, SEP], [CLS, MASK, MASK, 23, SEP, 0]])
+    np.testing.assert_array_equal(got, original_hide_reference(ids, positions, weights, draws, MASK))
+    rng = np.random.default_rng(8)
+    ids = rng.integers(1000, 2000, size=(32, 10)).astype(np.int32)
+    ids[:, 0] = CLS
+    positions = rng.integers(1, 5, size=(32, 7)).astype(np.int32)  # many duplicates
+    weights = (rng.random((32, 7)) < 0.8).astype(np.float32)
+    draws = rng.random((32, 7)).astype(np.float32)
+    got = hide_positions(ids, positions, (weights > 0) & (draws < 0.85), MASK).numpy()
+    np.testing.assert_array_equal(got, original_hide_reference(ids, positions, weights, draws, MASK))
+
+
+def test_position_drawn_k_times_is_masked_with_probability_one_minus_keep_to_the_k():
+    """With replacement: [MASK] with probability 1 - 0.15^k for a position drawn k times (the last
+    draw alone would give 0.85 whatever k)."""
+    rows = 3000
+    input_ids = np.tile(np.array([[CLS, 1001, 1002, 1003, 1004, SEP, 0, 0]], np.int32), (rows, 1))
+    input_mask = (input_ids > 0).astype(np.int32)
+    out = run_mask(input_ids, input_mask, mask_prob=1.0, max_predictions_per_seq=6,
+                   sample_with_replacement=True)  # 6 draws over 4 candidates
+    draws_per_position = np.zeros_like(input_ids)
+    for b in range(rows):
+        np.add.at(draws_per_position[b], out["masked_lm_positions"][b][out["masked_lm_weights"][b] > 0], 1)
+    is_mask = out["masked_input_ids"] == MASK
+    for k in (1, 2, 3):
+        drawn_k = draws_per_position == k
+        expected = 1.0 - 0.15**k
+        assert abs(is_mask[drawn_k].mean() - expected) < 4 * np.sqrt(0.15 * 0.85 / drawn_k.sum()), k
+    assert not is_mask[draws_per_position == 0].any()

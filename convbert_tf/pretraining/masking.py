@@ -71,6 +71,31 @@ def scatter_positions(
     return tf.where(last_slot > 0, written, ids)  # [B, T]
 
 
+def hide_positions(
+    input_ids: tf.Tensor, positions: tf.Tensor, masks_slot: tf.Tensor, mask_id: int
+) -> tf.Tensor:
+    """Writes `mask_id` at every position named by a slot that chose [MASK]; nothing else changes.
+
+    A slot that keeps its token writes nothing, so a position filled by several slots becomes
+    [MASK] if ANY of them chose [MASK], whatever the order: the original's rule (its kept
+    slots point at position 0, which its `scatter_update` ignores).
+
+    Args:
+        input_ids: [B, T] integer ids.
+        positions: [B, P] integer positions.
+        masks_slot: [B, P] bool or 0/1; true for a weighted slot whose token becomes [MASK].
+        mask_id: id of [MASK].
+
+    Returns:
+        [B, T] ids with [MASK] written in.
+    """
+    input_ids = tf.convert_to_tensor(input_ids)
+    mask_ids = tf.fill(tf.shape(positions), tf.constant(mask_id, input_ids.dtype))  # [B, P]
+    return scatter_positions(
+        input_ids, positions, mask_ids, tf.cast(masks_slot, tf.float32)
+    )  # [B, T]
+
+
 def _seed_pair(seed) -> tf.Tensor:
     """A stateless-RNG seed of shape [2] from an int, a pair, or a [2] integer tensor."""
     seed = tf.convert_to_tensor(seed)
@@ -106,8 +131,9 @@ def mask_tokens(
       * n_b = max(1, min(P, round(mask_prob · Σ_t input_mask[b, t]))) with TF's
         round-half-to-even, as the original; note that Σ input_mask counts [CLS] and [SEP];
       * slots 0..n_b−1 get weight 1, the others weight 0, position 0 and id 0;
-      * each weighted slot's token becomes `mask_id` with probability 1 − keep_prob
-        (0.85) and keeps its original id otherwise. There is no random-token replacement.
+      * each weighted slot chooses [MASK] with probability 1 − keep_prob (0.85) and keeps
+        the original id otherwise; a position becomes `mask_id` when a slot at it chose
+        [MASK]. There is no random-token replacement.
 
     Position sampling:
       * default (`sample_with_replacement=False`): n_b distinct candidates, uniformly
@@ -117,10 +143,11 @@ def mask_tokens(
         uniform draws over the candidates (the original's `categorical`; here an
         equivalent inverse-CDF draw that XLA can compile), so a position can fill
         several weighted slots; all n_b slots keep weight 1 and the MLM loss counts a
-        duplicated position several times, as in the original. What it does NOT
-        reproduce is the original's scatter bug (§9.11), which averaged the updates of
-        duplicate positions into ⌊(a+b)/2⌋, an arbitrary token id: here the last slot
-        wins (see `scatter_positions`).
+        duplicated position several times, as in the original. Such a position becomes
+        [MASK] if any of its slots chose [MASK] (the original's rule, `hide_positions`).
+        (The generator's samples are scattered later; there the original averaged two
+        samples at one position into ⌊(a+b)/2⌋, an arbitrary token id (§9.11), which is
+        not reproduced: the last slot wins, see `scatter_positions`.)
     A sequence without any candidate (e.g. all padding) gets weight 0 in every slot.
 
     Determinism: the same inputs and seed give the same result in eager and graph mode,
@@ -214,11 +241,8 @@ def mask_tokens(
     masked_lm_weights = tf.cast(is_weighted, tf.float32)  # [B, P]
 
     replace_draw = tf.random.stateless_uniform([batch_size, num_slots], seed=replace_seed)  # [B, P]
-    replace_with_mask = replace_draw < 1.0 - keep_prob  # [B, P]
-    new_ids = tf.where(replace_with_mask, mask_id, masked_lm_ids)  # [B, P]
-    masked_input_ids = scatter_positions(
-        input_ids, masked_lm_positions, new_ids, masked_lm_weights
-    )  # [B, T]
+    masks_slot = tf.logical_and(is_weighted, replace_draw < 1.0 - keep_prob)  # [B, P]
+    masked_input_ids = hide_positions(input_ids, masked_lm_positions, masks_slot, mask_id)  # [B, T]
     return {
         "masked_input_ids": masked_input_ids,
         "masked_lm_positions": masked_lm_positions,
