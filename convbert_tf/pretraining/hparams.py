@@ -74,7 +74,7 @@ class PretrainingHParams(ModelHParams):
 
     # Generator.
     uniform_generator: bool = False
-    """Sample replacements uniformly (no generator network)."""
+    """No generator network: replacements drawn uniformly over the vocab, MLM loss the constant log V."""
     untied_generator_embeddings: bool = False
     """Not supported: the generator always shares the discriminator's embeddings."""
     untied_generator: bool = True
@@ -98,7 +98,8 @@ class PretrainingHParams(ModelHParams):
     max_predictions_per_seq: int | None = None
     """Masked slots per sequence; derived as int((mask_prob + 0.005) * max_seq_length)."""
     sample_with_replacement: bool = False
-    """Reproduce the original's masking, which samples positions with replacement."""
+    """Reproduce the original's masking, which samples positions with replacement (a position drawn
+    several times is [MASK] if any of its draws chose [MASK])."""
     bad_records: str = "fail"
     """Not in the original. A TFRecord that cannot be read (truncated, CRC mismatch) or parsed (a
     feature missing or not of length max_seq_length): "fail" stops with an error naming the file
@@ -179,6 +180,9 @@ def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None =
     if values.get("untied_generator_embeddings"):
         raise ConfigError("--hparams: untied_generator_embeddings=true is not supported; the generator "
                           "shares the discriminator's embeddings")
+    if values.get("uniform_generator") and not values.get("electra_objective", True):
+        raise ConfigError("--hparams: uniform_generator=true needs electra_objective=true (without a "
+                          "discriminator nothing would be trained)")
     if values.get("untied_generator") is False:
         raise ConfigError("--hparams: untied_generator=false is not supported")
     if bool(values.get("do_train", True)) == bool(values.get("do_eval", False)):

@@ -43,7 +43,10 @@ def per_example_gumbel_noise(shape, example_seeds):
 
 
 def sample_replacements(logits, example_seeds, temperature=1.0, original_ids=None):
-    """Gumbel-max sample of one token per slot: argmax(logits / temperature + g).
+    """Gumbel-max sample of one token per slot: argmax(logits / temperature - 1000·[correct] + g).
+
+    As the original, the logits are divided by the temperature first and the correct token's
+    penalty is subtracted after, so it stays -1000 whatever the temperature.
 
     Args:
       logits: [B, P, V] generator logits (float32).
@@ -54,30 +57,29 @@ def sample_replacements(logits, example_seeds, temperature=1.0, original_ids=Non
     Returns:
       [B, P] int32 sampled ids (no gradient flows through them).
     """
-    logits = tf.stop_gradient(tf.cast(logits, tf.float32))
+    logits = tf.stop_gradient(tf.cast(logits, tf.float32)) / temperature  # [B, P, V]
     if original_ids is not None:
         logits -= 1000.0 * tf.one_hot(original_ids, tf.shape(logits)[-1], dtype=logits.dtype)  # [B, P, V]
-    noisy = logits / temperature + per_example_gumbel_noise(tf.shape(logits), example_seeds)  # [B, P, V]
+    noisy = logits + per_example_gumbel_noise(tf.shape(logits), example_seeds)  # [B, P, V]
     return tf.argmax(noisy, axis=-1, output_type=tf.int32)  # [B, P]
 
 
-def masked_lm_loss_sum(logits, labels, weights):
-    """sum_w w * -log p(label) over the batch; logits [B, P, V], labels and weights [B, P].
+def masked_lm_losses(logits, labels):
+    """-log p(label) per slot; logits [B, P, V], labels [B, P] -> [B, P] float32.
 
-    The MLM loss is this over (sum w + 1e-6); the sum and the normalizer are kept apart so that
-    a batch split over replicas can be normalized by the global weight.
+    The MLM loss is sum(w · losses) / (sum w + 1e-6); the sum and the normalizer are kept apart
+    so that a batch split over replicas can be normalized by the global weight.
     """
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # [B, P, V]
-    label_log_probs = tf.gather(log_probs, labels, batch_dims=2)  # [B, P]
-    return -tf.reduce_sum(weights * label_log_probs)
+    return -tf.gather(log_probs, labels, batch_dims=2)  # [B, P]
 
 
-def discriminator_loss_sum(logits, labels, input_mask):
-    """Sigmoid cross-entropy summed over all real tokens ([CLS] and [SEP] included); [B, T]."""
-    mask = tf.cast(input_mask, tf.float32)
+def discriminator_losses(logits, labels, input_mask):
+    """Sigmoid cross-entropy per token, 0 on padding; logits, labels, input_mask [B, T] -> [B, T]."""
+    mask = tf.cast(input_mask, tf.float32)  # [B, T]
     losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32),
                                                      logits=tf.cast(logits, tf.float32))  # [B, T]
-    return tf.reduce_sum(losses * mask)
+    return losses * mask  # [B, T]
 
 
 def normalized(loss_sum, weight_sum):
@@ -98,6 +100,10 @@ class ElectraPretrainer(keras.Model):
     The generator shares the discriminator's embedding tables; its MLM output matrix is the
     transposed word-embedding table. Samples carry no gradient into the generator.
 
+    With `uniform_generator=True` there is no generator network, as in the original: the
+    generator logits are zeros (the same Gumbel-max sampling then draws uniformly over the
+    whole vocab) and the MLM loss is the constant log V, which trains nothing.
+
     With `electra_objective=False` only a full-size MLM model is trained (BERT mode): the
     "generator" is the discriminator-size encoder and there is no discriminator loss.
     """
@@ -106,14 +112,21 @@ class ElectraPretrainer(keras.Model):
                  electra_objective=True, gen_weight=1.0, disc_weight=50.0, temperature=1.0,
                  uniform_generator=False, disallow_correct=False, **kwargs):
         super().__init__(name="pretrainer", **kwargs)
+        if uniform_generator and not electra_objective:
+            raise ValueError("ElectraPretrainer: uniform_generator needs electra_objective (without a "
+                             "discriminator nothing would be trained)")
         self.electra_objective = electra_objective
         self.gen_weight = gen_weight
         self.disc_weight = disc_weight
         self.temperature = temperature
         self.uniform_generator = uniform_generator
         self.disallow_correct = disallow_correct
+        self.vocab_size = config.vocab_size
         self.discriminator = ConvBertEncoder(config, dtype=self.dtype_policy)
-        if electra_objective:
+        self.generator = self.generator_head = self.discriminator_head = None
+        if uniform_generator:
+            self.discriminator_head = build_discriminator_head(self.discriminator)
+        elif electra_objective:
             self.generator, self.generator_head = build_generator(
                 self.discriminator, generator_hidden_size, generator_layers)
             self.discriminator_head = build_discriminator_head(self.discriminator)
@@ -123,8 +136,25 @@ class ElectraPretrainer(keras.Model):
                                                initializer_range=config.initializer_range,
                                                dtype=self.dtype_policy, name="generator_predictions")
             self.generator_head.build((None, None, config.hidden_size))
-            self.discriminator_head = None
         self.built = True
+
+    def networks(self) -> dict:
+        """The networks a training checkpoint holds, by their checkpoint names: `encoder` (the
+        discriminator), and `generator`, `generator_head`, `discriminator_head` where they exist."""
+        named = dict(encoder=self.discriminator, generator=self.generator, generator_head=self.generator_head,
+                     discriminator_head=self.discriminator_head)
+        return {name: network for name, network in named.items() if network is not None}
+
+    def generator_logits(self, features, training=None):
+        """[B, P, V] generator logits at the masked positions: zeros for the uniform generator."""
+        if self.uniform_generator:
+            positions_shape = tf.shape(features["masked_lm_positions"])  # [2] = (B, P)
+            return tf.zeros(tf.concat([positions_shape, [self.vocab_size]], 0), tf.float32)  # [B, P, V]
+        generator_out = self.generator({"input_ids": features["masked_input_ids"],
+                                        "input_mask": features["input_mask"],
+                                        "segment_ids": features["segment_ids"]}, training=training)
+        masked_hidden = gather_positions(generator_out["sequence_output"], features["masked_lm_positions"])  # [B, P, D]
+        return self.generator_head(masked_hidden)  # [B, P, V]
 
     def call(self, features, training=None):
         """Losses and metric inputs for one batch.
@@ -136,26 +166,24 @@ class ElectraPretrainer(keras.Model):
           training: dropout switch.
 
         Returns:
-          A dict of scalars (`total_loss`, `mlm_loss`, `disc_loss`) and tensors used by metrics.
+          A dict of scalars (`total_loss`, `mlm_loss`, `disc_loss`) and tensors used by metrics:
+          `mlm_losses` [B, P] (-log p per slot) and `disc_example_losses` [B] (each sequence's
+          mean over its real tokens) among them.
         """
         weights = tf.cast(features["masked_lm_weights"], tf.float32)  # [B, P]
-        generator_out = self.generator({"input_ids": features["masked_input_ids"],
-                                        "input_mask": features["input_mask"],
-                                        "segment_ids": features["segment_ids"]}, training=training)
-        masked_hidden = gather_positions(generator_out["sequence_output"], features["masked_lm_positions"])  # [B, P, D]
-        mlm_logits = self.generator_head(masked_hidden)  # [B, P, V]
-        mlm_loss_sum = masked_lm_loss_sum(mlm_logits, features["masked_lm_ids"], weights)
+        mlm_logits = self.generator_logits(features, training)  # [B, P, V]
+        mlm_losses = masked_lm_losses(mlm_logits, features["masked_lm_ids"])  # [B, P]
+        mlm_loss_sum = tf.reduce_sum(weights * mlm_losses)
         mlm_weight_sum = tf.reduce_sum(weights)
         outputs = {"mlm_loss": normalized(mlm_loss_sum, mlm_weight_sum), "mlm_loss_sum": mlm_loss_sum,
-                   "mlm_weight_sum": mlm_weight_sum, "mlm_logits": mlm_logits, "masked_lm_weights": weights,
-                   "masked_lm_ids": features["masked_lm_ids"]}
+                   "mlm_weight_sum": mlm_weight_sum, "mlm_logits": mlm_logits, "mlm_losses": mlm_losses,
+                   "masked_lm_weights": weights, "masked_lm_ids": features["masked_lm_ids"]}
         if not self.electra_objective:
             outputs["total_loss"] = outputs["mlm_loss"]
             return outputs
 
-        sampling_logits = tf.zeros_like(mlm_logits) if self.uniform_generator else mlm_logits
         sampled = sample_replacements(
-            sampling_logits, features["sampling_seeds"], self.temperature,
+            mlm_logits, features["sampling_seeds"], self.temperature,
             original_ids=features["masked_lm_ids"] if self.disallow_correct else None)  # [B, P]
         fake_ids = scatter_positions(features["input_ids"], features["masked_lm_positions"], sampled,
                                      weights)  # [B, T]
@@ -163,11 +191,14 @@ class ElectraPretrainer(keras.Model):
         discriminator_out = self.discriminator({"input_ids": fake_ids, "input_mask": features["input_mask"],
                                                 "segment_ids": features["segment_ids"]}, training=training)
         disc_logits = self.discriminator_head(discriminator_out["sequence_output"])  # [B, T]
-        disc_loss_sum = discriminator_loss_sum(disc_logits, labels, features["input_mask"])
-        disc_weight_sum = tf.reduce_sum(tf.cast(features["input_mask"], tf.float32))
+        disc_losses = discriminator_losses(disc_logits, labels, features["input_mask"])  # [B, T]
+        mask = tf.cast(features["input_mask"], tf.float32)  # [B, T]
+        disc_loss_sum = tf.reduce_sum(disc_losses)
+        disc_weight_sum = tf.reduce_sum(mask)
         outputs.update(
             disc_loss=normalized(disc_loss_sum, disc_weight_sum), disc_loss_sum=disc_loss_sum,
-            disc_weight_sum=disc_weight_sum, disc_logits=disc_logits, disc_labels=labels, sampled_ids=sampled)
+            disc_weight_sum=disc_weight_sum, disc_logits=disc_logits, disc_labels=labels, sampled_ids=sampled,
+            disc_example_losses=normalized(tf.reduce_sum(disc_losses, -1), tf.reduce_sum(mask, -1)))  # [B]
         outputs["total_loss"] = self.total_loss(outputs)
         return outputs
 

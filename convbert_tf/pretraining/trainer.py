@@ -82,7 +82,8 @@ def _write_json_atomically(path: str, text: str) -> None:
 def check_model_dir(hp: PretrainingHParams, config: ConvBertConfig) -> None:
     """Refuses a model_dir that cannot be written, lacks room for checkpoints, or holds another
     configuration's run."""
-    networks = [config, hp.generator_config()] if hp.electra_objective else [config]
+    with_generator = hp.electra_objective and not hp.uniform_generator
+    networks = [config, hp.generator_config()] if with_generator else [config]
     check_model_dir_writable(hp.model_dir, 2 * checkpoint_bytes(networks))
     check_saved_config(hp.model_dir, config, "use another --model_name or remove that directory")
 
@@ -119,11 +120,8 @@ class Pretraining:
             self.loss_scale = DynamicLossScale(self.float16)
             self.metric_sums = {}
         self.rng_states = random_state_variables(self.model)  # dropout's, for an exact resume
-        self.checkpoint = tf.train.Checkpoint(
-            encoder=self.model.discriminator, rng_states=self.rng_states, generator=self.model.generator,
-            generator_head=self.model.generator_head, optimizer=self.optimizer,
-            loss_scale=self.loss_scale,
-            **({"discriminator_head": self.model.discriminator_head} if self.model.discriminator_head else {}))
+        self.checkpoint = tf.train.Checkpoint(rng_states=self.rng_states, optimizer=self.optimizer,
+                                              loss_scale=self.loss_scale, **self.model.networks())
 
     # ----- checkpoints -------------------------------------------------------------------------
     def checkpoint_manager(self) -> tf.train.CheckpointManager:
@@ -172,11 +170,15 @@ class Pretraining:
         if any(n.startswith("electra/") for n in names):
             source = load_original_pretraining_checkpoint(prefix, self.config)
             pairs = [(self.model.discriminator, source.discriminator)]
+            if self.hp.uniform_generator and source.generator is not None:
+                self.log(f"init_checkpoint {prefix}: its generator is not used (uniform_generator)")
             if self.hp.electra_objective:
                 for target, loaded, what in ((self.model.generator, source.generator, "generator"),
                                              (self.model.generator_head, source.generator_head, "generator_predictions"),
                                              (self.model.discriminator_head, source.discriminator_head,
                                               "discriminator_predictions")):
+                    if target is None:
+                        continue
                     if loaded is None:
                         self.log(f"init_checkpoint {prefix} has no {what}; it starts from random weights")
                     else:
@@ -188,11 +190,8 @@ class Pretraining:
                 for t, s in zip(target.weights, loaded.weights):
                     t.assign(s)
         else:  # one of this project's checkpoints: the networks, not the optimizer state
-            models = dict(encoder=self.model.discriminator, generator=self.model.generator,
-                          generator_head=self.model.generator_head)
-            if self.model.discriminator_head is not None:
-                models["discriminator_head"] = self.model.discriminator_head
-            tf.train.Checkpoint(**models).read(prefix).expect_partial().assert_existing_objects_matched()
+            checkpoint = tf.train.Checkpoint(**self.model.networks())
+            checkpoint.read(prefix).expect_partial().assert_existing_objects_matched()
         self.log(f"initialized from {prefix}")
 
     # ----- the step ----------------------------------------------------------------------------
@@ -207,7 +206,7 @@ class Pretraining:
         sums["total_loss"] = (loss, tf.constant(1.0))
         if "disc_logits" in outputs:
             auc = metrics_lib.batch_auc(outputs["disc_labels"], outputs["disc_logits"], features["input_mask"])
-            sums["disc_auc"] = (auc, tf.constant(1.0))
+            sums["disc_auc_exact"] = (auc, tf.constant(1.0))
         self.loss_scale.apply(self.optimizer, grads, self.variables)
         return sums
 
@@ -230,8 +229,8 @@ class Pretraining:
                     lambda f: tf.reduce_sum(tf.cast(f["input_mask"], tf.float32)), args=(features,)))
                 sums = strategy.run(step_fn, args=(features, mlm_weight_sum, disc_weight_sum))
                 values = {k: global_sum(num) / (global_sum(den) + 1e-6) for k, (num, den) in sums.items()}
-                if "disc_auc" in values:  # a mean over replicas, not a sum
-                    values["disc_auc"] = global_sum(sums["disc_auc"][0]) / strategy.num_replicas_in_sync
+                if "disc_auc_exact" in values:  # a mean over replicas, not a sum
+                    values["disc_auc_exact"] = global_sum(sums["disc_auc_exact"][0]) / strategy.num_replicas_in_sync
                 values["total_loss"] = global_sum(sums["total_loss"][0])
                 totals = values if totals is None else {k: totals[k] + values[k] for k in values}
             return {k: v / tf.cast(steps, tf.float32) for k, v in totals.items()}
@@ -467,8 +466,40 @@ def export_run(run: Pretraining, step: int) -> tuple[str, str]:
     return saved_model, original
 
 
+def make_eval_step(run: Pretraining):
+    """A tf.function: a batch -> {key: per-replica arrays} for `metrics.pretraining_eval_metrics`,
+    and `loss`, the batch's total loss (the eval loss an Estimator reports)."""
+    hp, strategy = run.hp, run.strategy
+    keys = ["masked_lm_ids", "masked_lm_weights", "mlm_losses", "mlm_loss_sum", "mlm_weight_sum"]
+    if hp.electra_objective:
+        keys += ["sampled_ids", "disc_loss_sum", "disc_weight_sum"]
+    with_disc_metrics = hp.electra_objective and hp.disc_weight > 0  # as the original reports them
+    if with_disc_metrics:
+        keys += ["disc_labels", "disc_logits", "disc_example_losses"]
+
+    def replica_fn(features):
+        outputs = run.model(features, training=False)
+        result = {k: outputs[k] for k in keys}
+        result["masked_lm_preds"] = tf.argmax(outputs["mlm_logits"], -1, output_type=tf.int32)  # [B, P]
+        if with_disc_metrics:
+            result["disc_logits"] = tf.cast(outputs["disc_logits"], tf.float32)  # [B, T]
+            result["disc_probs"] = tf.sigmoid(result["disc_logits"])  # [B, T]
+            result["input_mask"] = features["input_mask"]
+        return result
+
+    @tf.function
+    def eval_step(features):
+        per_replica = strategy.run(replica_fn, args=(features,))
+        sums = {k: strategy.reduce("sum", per_replica.pop(k), axis=None) for k in list(per_replica)
+                if k.endswith("_sum")}
+        return dict(per_replica, loss=run.model.total_loss(sums))
+
+    return eval_step
+
+
 def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.stdout) -> dict:
-    """The original's eval metrics for the latest checkpoint, on held-out records only."""
+    """The original's eval metrics under its names (`metrics.pretraining_eval_metrics`: its formulas, plus
+    disc_auc_exact) and the Estimator's `loss`, for the latest checkpoint, on held-out records only."""
     _, eval_files = split_files(hp)
     if not eval_files:
         raise ConfigError("do_eval needs held-out records: set eval_tfrecords in --hparams, or build at least "
@@ -480,20 +511,7 @@ def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.s
     run.checkpoint.read(prefix).expect_partial()
     step = int(run.optimizer.iterations.numpy())
     iterator = iter(run.distributed_dataset(eval_files, hp.eval_batch_size, False))
-
-    @tf.function
-    def eval_step(features):
-        def replica_fn(features):
-            outputs = run.model(features, training=False)
-            keys = ("mlm_logits", "masked_lm_ids", "masked_lm_weights", "disc_logits", "disc_labels", "sampled_ids")
-            result = {k: outputs[k] for k in keys if k in outputs}
-            result["mlm_logits"] = tf.argmax(result["mlm_logits"], -1, output_type=tf.int32)
-            result["mlm_loss_sum"] = outputs["mlm_loss_sum"]
-            if "disc_loss_sum" in outputs:
-                result["disc_loss_sum"] = outputs["disc_loss_sum"]
-            result["input_mask"] = features["input_mask"]
-            return result
-        return strategy.run(replica_fn, args=(features,))
+    eval_step = make_eval_step(run)
 
     collected: dict = {}
     batches, scanned = 0, {}
@@ -516,26 +534,8 @@ def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.s
         raise ConfigError(f"no complete eval batch of {hp.eval_batch_size} in {eval_files}")
     cat = {k: np.concatenate([v.reshape(v.shape[0], -1) if v.ndim else v.reshape(1, 1) for v in vs])
            for k, vs in collected.items()}
-    weights = cat["masked_lm_weights"]
-    results = {
-        "global_step": step,
-        "eval_batches": batches,
-        "masked_lm_accuracy": float((weights * (cat["mlm_logits"] == cat["masked_lm_ids"])).sum() / weights.sum()),
-        "masked_lm_loss": float(cat["mlm_loss_sum"].sum() / weights.sum()),
-    }
-    if "disc_logits" in cat:
-        mask = cat["input_mask"].astype(bool)
-        labels = cat["disc_labels"][mask].astype(bool)
-        predicted = cat["disc_logits"][mask] > 0
-        results.update(
-            sampled_masked_lm_accuracy=float((weights * (cat["sampled_ids"] == cat["masked_lm_ids"])).sum()
-                                             / weights.sum()),
-            disc_loss=float(cat["disc_loss_sum"].sum() / mask.sum()),
-            disc_auc=metrics_lib.binary_auc(labels, cat["disc_logits"][mask]),
-            disc_accuracy=float((predicted == labels).mean()),
-            disc_precision=float((predicted & labels).sum() / max(predicted.sum(), 1)),
-            disc_recall=float((predicted & labels).sum() / max(labels.sum(), 1)),
-        )
+    results = {"global_step": step, "eval_batches": batches, "loss": float(np.mean(cat.pop("loss")))}
+    results.update(metrics_lib.pretraining_eval_metrics(cat))
     if run.chief and hp.results_txt:
         os.makedirs(os.path.dirname(hp.results_txt), exist_ok=True)
         text = "\n".join(f"{k}: {v}" for k, v in results.items()) + "\n"
