@@ -134,6 +134,14 @@ def test_uniform_generator_trains_resumes_and_initializes(uniform_run):
     started = trainer.Pretraining(dataclasses.replace(hp, model_dir=hp.model_dir + "_init"), CPU, out=io.StringIO())
     started.initialize_from(checkpoint)
     np.testing.assert_array_equal(started.model.discriminator_head.dense.kernel.numpy(), head_kernel(checkpoint))
+    # So can a run with a generator network, whose generator starts from random weights.
+    out = io.StringIO()
+    with_generator = trainer.Pretraining(dataclasses.replace(hp, uniform_generator=False,
+                                                             model_dir=hp.model_dir + "_generator"), CPU, out=out)
+    with_generator.initialize_from(checkpoint)
+    np.testing.assert_array_equal(with_generator.model.discriminator_head.dense.kernel.numpy(),
+                                  head_kernel(checkpoint))
+    assert "has no generator" in out.getvalue() and "has no generator_head" in out.getvalue()
 
 
 @pytest.mark.slow

@@ -189,8 +189,13 @@ class Pretraining:
                                           "generator_hidden_size / generator_layers")
                 for t, s in zip(target.weights, loaded.weights):
                     t.assign(s)
-        else:  # one of this project's checkpoints: the networks, not the optimizer state
-            checkpoint = tf.train.Checkpoint(**self.model.networks())
+        else:  # one of this project's checkpoints: the networks it holds, not the optimizer state
+            networks = self.model.networks()
+            for key in [k for k in networks if not any(n.startswith(f"{k}/") for n in names)]:
+                self.log(f"init_checkpoint {prefix} has no {key} (a uniform_generator run?); it starts "
+                         "from random weights")
+                del networks[key]
+            checkpoint = tf.train.Checkpoint(**networks)
             checkpoint.read(prefix).expect_partial().assert_existing_objects_matched()
         self.log(f"initialized from {prefix}")
 
