@@ -171,3 +171,18 @@ def test_uniform_generator_eval_reports_log_v(uniform_run):
     results = trainer.evaluate(dataclasses.replace(eval_hp, disc_weight=0.0), CPU, out=io.StringIO())
     assert results["loss"] == pytest.approx(log_v, rel=1e-5)
     assert not any(k.startswith("disc_") for k in results)
+
+
+def test_bert_mode_initializes_from_its_own_checkpoint(uniform_run, tmp_path):
+    """BERT mode names its encoder twice (encoder, generator); a checkpoint holds it once."""
+    hp = dataclasses.replace(uniform_run[0], uniform_generator=False, electra_objective=False)
+    saved = trainer.Pretraining(dataclasses.replace(hp, model_dir=str(tmp_path / "a")), CPU, out=io.StringIO())
+    for variable in saved.model.trainable_variables:  # other values than a fresh build's (same seed)
+        variable.assign_add(tf.ones_like(variable))
+    prefix = saved.checkpoint.write(str(tmp_path / "bert"))
+    out = io.StringIO()
+    started = trainer.Pretraining(dataclasses.replace(hp, model_dir=str(tmp_path / "b")), CPU, out=out)
+    started.initialize_from(prefix)
+    assert "has no" not in out.getvalue()
+    for a, b in zip(saved.model.trainable_variables, started.model.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -190,12 +190,12 @@ class Pretraining:
                 for t, s in zip(target.weights, loaded.weights):
                     t.assign(s)
         else:  # one of this project's checkpoints: the networks it holds, not the optimizer state
-            networks = self.model.networks()
-            for key in [k for k in networks if not any(n.startswith(f"{k}/") for n in names)]:
+            networks = self.model.networks()  # BERT mode names the encoder twice; it is saved once
+            held = {id(net) for key, net in networks.items() if any(n.startswith(f"{key}/") for n in names)}
+            for key in [key for key, net in networks.items() if id(net) not in held]:
                 self.log(f"init_checkpoint {prefix} has no {key} (a uniform_generator run?); it starts "
                          "from random weights")
-                del networks[key]
-            checkpoint = tf.train.Checkpoint(**networks)
+            checkpoint = tf.train.Checkpoint(**{key: net for key, net in networks.items() if id(net) in held})
             checkpoint.read(prefix).expect_partial().assert_existing_objects_matched()
         self.log(f"initialized from {prefix}")
 
