@@ -151,14 +151,22 @@ def test_squad_v2_without_null_odds_scores_final_predictions():
     assert "best_exact" not in scores
 
 
-def test_tag_spans_bioes_and_iob():
-    assert scorers.tag_spans(["B-NP", "I-NP", "E-NP", "O", "S-VP"]) == [(0, 2, "NP"), (4, 4, "VP")]
-    assert scorers.tag_spans(["B-NP", "I-NP", "O", "B-VP", "B-PP", "I-PP"]) == [
+@pytest.mark.parametrize("span_rule", scorers.SPAN_RULES)
+def test_tag_spans_read_well_formed_bioes_and_iob_alike(span_rule):
+    assert scorers.tag_spans(["B-NP", "I-NP", "E-NP", "O", "S-VP"], span_rule) == [(0, 2, "NP"), (4, 4, "VP")]
+    assert scorers.tag_spans(["B-NP", "I-NP", "O", "B-VP", "B-PP", "I-PP"], span_rule) == [
         (0, 1, "NP"), (3, 3, "VP"), (4, 5, "PP")]
-    # IOB1 (I opens a chunk) and a type change without B.
-    assert scorers.tag_spans(["I-NP", "I-NP", "B-NP", "I-VP"]) == [(0, 1, "NP"), (2, 2, "NP"), (3, 3, "VP")]
-    # An I after E starts a new chunk.
-    assert scorers.tag_spans(["B-NP", "E-NP", "I-NP"]) == [(0, 1, "NP"), (2, 2, "NP")]
+    assert scorers.tag_spans(["I-NP", "I-NP", "B-NP", "O"], span_rule) == [(0, 1, "NP"), (2, 2, "NP")]  # IOB1
+    assert scorers.tag_spans([], span_rule) == []
+
+
+def test_tag_spans_conlleval_rule_on_ill_formed_sequences():
+    # A type change without B closes the chunk; an I after E starts a new chunk.
+    assert scorers.tag_spans(["I-NP", "I-NP", "B-NP", "I-VP"], "conlleval") == [
+        (0, 1, "NP"), (2, 2, "NP"), (3, 3, "VP")]
+    assert scorers.tag_spans(["B-NP", "E-NP", "I-NP"], "conlleval") == [(0, 1, "NP"), (2, 2, "NP")]
+    with pytest.raises(ValueError, match="chunk_span_rule"):
+        scorers.tag_spans(["O"], "strict")
 
 
 def test_iob_to_bioes():

@@ -10,6 +10,7 @@ input packing in the graph (only tensorflow-text ops that stock TF Serving ships
   sentence-pair classification (mrpc, ...)     sentence1, sentence2 -> label, label_id, probabilities
   regression (sts)                              sentence1, sentence2 -> score (0..5 scale)
   tagging (chunk)                               sentence            -> tags, tag_ids [B, S] per word piece
+                                                (segment id 1 on real tokens, as in training)
   question answering (squad, ...)               question, context    -> answer, start, end, null_odds
 
 QA serving reads one window of the context (the first max_seq_length - 3 - |question| word
@@ -81,6 +82,8 @@ def export_task(model, spec, export_dir, *, vocab_file, label_list=None, do_lowe
         @tf.function(input_signature=[_text_spec("sentence")])
         def serve_text(sentence):
             inputs, _ = text_inputs.pack_text_inputs(module.tokenizer, sentence, max_seq_length=max_seq_length)
+            if kind == "tagging":  # trained with segment id 1 on every real token, as the original
+                inputs = dict(inputs, segment_ids=inputs["input_mask"])
             return with_ids(inputs)
     else:
         @tf.function(input_signature=[_text_spec("sentence1"), _text_spec("sentence2")])

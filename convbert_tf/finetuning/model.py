@@ -99,9 +99,11 @@ class FinetuningModel(keras.Model):
             elif spec.kind == "regression":
                 loss = tf.square(out["logits"] - features["label_value"])
             elif spec.kind == "tagging":
+                # The sum over the sentence's tagged words, as the original (not their mean).
                 weights = features["tag_weights"]  # [B, T]
-                token_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(features["tag_ids"], out["logits"])
-                loss = tf.reduce_sum(token_loss * weights, -1) / (tf.reduce_sum(weights, -1) + 1e-6)
+                token_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    features["tag_ids"], out["logits"])  # [B, T]
+                loss = tf.reduce_sum(token_loss * weights, -1)  # [B]
             else:
                 start = tf.nn.sparse_softmax_cross_entropy_with_logits(features["start_positions"],
                                                                        out["start_logits"])

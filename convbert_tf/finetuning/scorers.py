@@ -14,6 +14,9 @@ Deliberate differences from the original:
   official script steps through ties one question at a time.
 * Token F1 of two answers that both normalize to nothing is 1.0 (the SQuAD 2.0 rule), for every
   QA task; the v1.1 script gives 0.0 there (only reachable when a gold answer is, e.g., "the").
+
+Chunk F1 reads tag sequences into chunks as the original does by default; `span_rule="conlleval"`
+(the hparam `chunk_span_rule`) reads them as the CoNLL evaluation script does (see `tag_spans`).
 """
 
 from __future__ import annotations
@@ -317,13 +320,37 @@ def _split_tag(tag: str) -> tuple[str, str]:
     return prefix, kind
 
 
-def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """Chunks (first, last, type), inclusive word indices, of a BIOES, IOB1 or IOB2 tag sequence.
+# How a BIOES (or IOB) tag sequence is read into chunks; see `tag_spans`.
+SPAN_RULES = ("original", "conlleval")
 
-    A chunk starts at B or S, or at I/E when no chunk of that type is open; it ends before O, B,
-    S or a change of type, and after E or S. So well-formed BIOES reads exactly, and an ill-formed
-    predicted sequence (I-NP after O, E-VP after B-NP) still yields chunks, as conlleval reads it.
-    """
+
+def _check_span_rule(span_rule: str):
+    if span_rule not in SPAN_RULES:
+        raise ValueError(f"span_rule {span_rule!r} is not one of {SPAN_RULES} (the hparam chunk_span_rule)")
+
+
+def _original_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """The original release's reading (its `get_span_labels`): a chunk closes only before B, S or
+    O, or at the end, and takes the type of its last tag; a chunk opens at B, at S, or at any tag
+    after O. E and a change of type close nothing: `B-NP I-VP` is one VP chunk, `E-NP E-NP` one
+    NP chunk of two words."""
+    spans = []
+    start, previous_prefix, previous_kind = 0, "O", ""
+    for index, tag in enumerate(tags):
+        prefix, kind = _split_tag(tag)
+        if prefix in ("B", "S", "O") and previous_prefix != "O":
+            spans.append((start, index - 1, previous_kind))
+        if prefix in ("B", "S") or previous_prefix == "O":
+            start = index
+        previous_prefix, previous_kind = prefix, kind
+    if previous_prefix != "O":
+        spans.append((start, len(tags) - 1, previous_kind))
+    return spans
+
+
+def _conlleval_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """conlleval's reading: a chunk starts at B or S, or at I/E when no chunk of that type is
+    open; it ends before O, B, S or a change of type, and after E or S."""
     spans = []
     open_start, open_type = None, None
     for index, tag in enumerate(tags):
@@ -341,6 +368,22 @@ def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
+def tag_spans(tags: Sequence[str], span_rule: str = "original") -> list[tuple[int, int, str]]:
+    """Chunks (first, last, type), inclusive word indices, of a BIOES, IOB1 or IOB2 tag sequence.
+
+    Both rules read well-formed BIOES and IOB2 alike; they differ on ill-formed sequences, which
+    per-word predictions often are:
+
+    * "original" (default): the original release's rule (`_original_spans`). `B-NP I-VP` is one
+      chunk (0, 1, VP); `E-NP E-NP` is one chunk (0, 1, NP); `B-NP E-NP I-NP` is (0, 2, NP).
+    * "conlleval": the CoNLL evaluation script's rule (`_conlleval_spans`), which closes a chunk
+      at E and at a change of type: (0, 0, NP) (1, 1, VP); (0, 0, NP) (1, 1, NP); (0, 1, NP)
+      (2, 2, NP). Not in the original.
+    """
+    _check_span_rule(span_rule)
+    return _original_spans(tags) if span_rule == "original" else _conlleval_spans(tags)
+
+
 def spans_to_bioes(spans: Sequence[tuple[int, int, str]], length: int) -> list[str]:
     """Tags [length] for non-overlapping inclusive spans: S-x for one word, else B-x I-x … E-x."""
     tags = ["O"] * length
@@ -355,22 +398,25 @@ def spans_to_bioes(spans: Sequence[tuple[int, int, str]], length: int) -> list[s
     return tags
 
 
-def iob_to_bioes(tags: Sequence[str]) -> list[str]:
-    """IOB1/IOB2 (or BIOES) tags to BIOES, through their chunks (as the original's tagging tasks)."""
-    return spans_to_bioes(tag_spans(tags), len(tags))
+def iob_to_bioes(tags: Sequence[str], span_rule: str = "original") -> list[str]:
+    """IOB1/IOB2 (or BIOES) tags to BIOES, through their chunks as `span_rule` reads them (the
+    original converts its gold tags this way when it reads them)."""
+    return spans_to_bioes(tag_spans(tags, span_rule), len(tags))
 
 
-def chunk_f1(predicted: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]) -> dict:
+def chunk_f1(predicted: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], span_rule: str = "original") -> dict:
     """Entity-level precision, recall and F1 (percent): a predicted chunk counts only if a gold
-    chunk has the same first word, last word and type. Counts are pooled over all sentences."""
+    chunk has the same first word, last word and type. Both sides are read into chunks by
+    `span_rule` (see `tag_spans`). Counts are pooled over all sentences."""
+    _check_span_rule(span_rule)
     if len(predicted) != len(gold):
         raise ValueError(f"{len(predicted)} predicted sentences for {len(gold)} gold ones")
     correct = n_predicted = n_gold = 0
     for index, (predicted_tags, gold_tags) in enumerate(zip(predicted, gold)):
         if len(predicted_tags) != len(gold_tags):
             raise ValueError(f"sentence {index}: {len(predicted_tags)} predicted tags for {len(gold_tags)} words")
-        predicted_spans = set(tag_spans(predicted_tags))
-        gold_spans = set(tag_spans(gold_tags))
+        predicted_spans = set(tag_spans(predicted_tags, span_rule))
+        gold_spans = set(tag_spans(gold_tags, span_rule))
         correct += len(predicted_spans & gold_spans)
         n_predicted += len(predicted_spans)
         n_gold += len(gold_spans)
@@ -394,7 +440,7 @@ def score_task(task, predictions, examples) -> dict:
     """Scores one task's predictions for one split's examples; metric names as the original's.
 
     Args:
-      task: a `tasks.Task` (read: name, kind, label_list, version_2 for QA).
+      task: a `tasks.Task` (read: name, kind, label_list, version_2 for QA, span_rule for tagging).
       predictions: aligned with `examples`:
         * classification: label names (or label ids);
         * regression (sts): floats on the 0-5 scale;
@@ -434,5 +480,5 @@ def score_task(task, predictions, examples) -> dict:
         return {"pearson": pearson(predictions, gold), "spearman": spearman(predictions, gold),
                 "mse": mean_squared_error(predictions, gold)}
     if task.kind == "tagging":
-        return chunk_f1(predictions, [example.tags for example in examples])
+        return chunk_f1(predictions, [example.tags for example in examples], task.span_rule)
     raise ValueError(f"task {task.name}: unknown kind {task.kind!r}")

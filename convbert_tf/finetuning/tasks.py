@@ -704,14 +704,24 @@ class ChunkTask(Task):
     """CoNLL-2000 chunking: word first column, chunk tag (IOB) last; tags converted to BIOES.
 
     Every word's first sub-token carries its tag; sentences longer than max_seq_length − 2
-    sub-tokens lose their last words (counted; those words are predicted "O").
+    sub-tokens lose their last words (counted; those words are predicted "O"). Segment ids are 1
+    on every real token, [CLS] and [SEP] included, as in the original's tagging tasks.
+
+    Args:
+      name: the original's name.
+      chunk_types: the chunk types; the tag set is O plus B/I/E/S of each.
+      span_rule: how tag sequences are read into chunks, both when the gold IOB tags are
+        converted to BIOES and when F1 is scored: "original" or "conlleval" (`scorers.tag_spans`).
     """
 
     kind = "tagging"
 
-    def __init__(self, name: str = "chunk", chunk_types: Sequence[str] = CHUNK_TYPES):
+    def __init__(self, name: str = "chunk", chunk_types: Sequence[str] = CHUNK_TYPES, span_rule: str = "original"):
+        if span_rule not in scorers.SPAN_RULES:
+            raise ValueError(f"chunk_span_rule {span_rule!r} is not one of {scorers.SPAN_RULES}")
         self.name = name
         self.chunk_types = tuple(chunk_types)
+        self.span_rule = span_rule
         self.label_list = ("O",) + tuple(f"{p}-{t}" for t in self.chunk_types for p in "BIES")
 
     def splits(self) -> tuple:
@@ -741,7 +751,7 @@ class ChunkTask(Task):
                 stats.skipped += len(words) - 1  # every line of the skipped sentence counts
             elif words:
                 examples.append(TaggingExample(self.name, split, len(examples), f"{split}-{start_line}",
-                                               tuple(words), tuple(scorers.iob_to_bioes(tags))))
+                                               tuple(words), tuple(scorers.iob_to_bioes(tags, self.span_rule))))
             words, tags, bad = [], [], None
 
         lines = read_text_file(path)
@@ -809,7 +819,8 @@ class ChunkTask(Task):
             features.append(Feature(
                 eid=example.example_index, example_index=example.example_index,
                 input_ids=pad_to(tokens, max_seq_length, specials.pad),
-                input_mask=pad_to([1] * len(tokens), max_seq_length), segment_ids=pad_to([], max_seq_length),
+                input_mask=pad_to([1] * len(tokens), max_seq_length),
+                segment_ids=pad_to([1] * len(tokens), max_seq_length),
                 tag_ids=pad_to(tag_ids, max_seq_length),
                 tag_weights=pad_to(weights, max_seq_length, 0.0), word_positions=tuple(positions)))
         stats.features += len(features)
@@ -894,13 +905,17 @@ def _build_tasks() -> dict[str, Task]:
 TASKS: dict[str, Task] = _build_tasks()
 
 
-def get_task(name: str) -> Task:
-    """The task registered under the original's `name`.
+def get_task(name: str, chunk_span_rule: str = "original") -> Task:
+    """The task registered under the original's `name`; a chunking task reads its chunks by
+    `chunk_span_rule` ("original" or "conlleval", see `scorers.tag_spans`).
 
     Raises:
-      ValueError: an unknown name (the message lists the known ones).
+      ValueError: an unknown name (the message lists the known ones) or span rule.
     """
     try:
-        return TASKS[name]
+        task = TASKS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown task {name!r}; the tasks are {', '.join(TASKS)}") from None
+    if isinstance(task, ChunkTask) and chunk_span_rule != task.span_rule:
+        return ChunkTask(task.name, task.chunk_types, chunk_span_rule)
+    return task

@@ -10,29 +10,34 @@ from convbert_tf import ops
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class TaggingHead(keras.layers.Layer):
-    """logits[t] = Dense_C(dropout(h_t)); the loss uses each word's first sub-token only.
+    """logits[t] = Dense_C(h_t); the loss uses each word's first sub-token only.
+
+    As the original's tagging task (scope `task_specific/<task>/dense`): one dense layer with
+    glorot-uniform initialization on the encoder's output, and no dropout of its own (the
+    encoder's dropout still applies in training).
+
+    Args:
+      num_tags: C.
 
     Call args:
-      sequence_output: [B, T, D]. training: dropout switch.
+      sequence_output: [B, T, D].
 
     Returns:
       [B, T, C] logits (float32 under mixed precision).
     """
 
-    def __init__(self, num_tags, dropout_rate=0.1, **kwargs):
+    def __init__(self, num_tags, **kwargs):
         super().__init__(**kwargs)
         self.num_tags = num_tags
-        self.dropout_rate = dropout_rate
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy)
         self.dense = keras.layers.Dense(num_tags, dtype=self.dtype_policy, name="dense")
 
     def build(self, sequence_shape):
         self.dense.build(sequence_shape)
 
     def call(self, sequence_output, training=None):
-        return ops.upcast_half(self.dense(ops.dropout(self.dropout, sequence_output, training)))  # [B, T, C]
+        return ops.upcast_half(self.dense(sequence_output))  # [B, T, C]
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_tags=self.num_tags, dropout_rate=self.dropout_rate)
+        config.update(num_tags=self.num_tags)
         return config
