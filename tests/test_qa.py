@@ -314,8 +314,8 @@ def test_postprocess_nbest_by_hand(one_span):
     scores = [-0.3, -1.1, -2.5]
     total = sum(math.exp(s) for s in scores)
     assert [e["probability"] for e in nbest] == pytest.approx([math.exp(s) / total for s in scores])
-    assert [e["start_log_prob"] for e in nbest] == pytest.approx([-0.1, -0.1, -2.0])
-    assert [e["end_log_prob"] for e in nbest] == pytest.approx([-0.2, -1.0, -0.5])
+    assert [e["start_logit"] for e in nbest] == pytest.approx([-0.1, -0.1, -2.0])
+    assert [e["end_logit"] for e in nbest] == pytest.approx([-0.2, -1.0, -0.5])
     assert result.predictions == {"q1": "1895"} and result.null_odds == {} and result.na_threshold is None
     # max_answer_length 4 drops the 5-token "1895-1943"; n_best_size 1 keeps only the best.
     short = get_task("squadv1").postprocess(examples, features, outputs, max_answer_length=4)
@@ -387,8 +387,8 @@ def test_postprocess_checks_alignment(one_span):
 
 def test_write_qa_outputs(tmp_path):
     predictions = qa.QAPredictions({"a": "cat", "b": ""}, {"a": "cat", "b": "dog"},
-                                   {"a": [{"text": "cat", "probability": 1.0, "start_log_prob": -0.1,
-                                           "end_log_prob": -0.2}], "b": []}, {"a": -3.0, "b": 1.5}, -2.75)
+                                   {"a": [{"text": "cat", "probability": 1.0, "start_logit": -0.1,
+                                           "end_logit": -0.2}], "b": []}, {"a": -3.0, "b": 1.5}, -2.75)
     paths = qa.write_qa_outputs(tmp_path / "out", predictions)
     assert sorted(paths) == ["nbest_predictions.json", "null_odds.json", "predictions.json"]
     assert json.load(open(paths["predictions.json"])) == {"a": "cat", "b": ""}

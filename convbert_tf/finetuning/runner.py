@@ -313,7 +313,8 @@ class FinetuningRun:
         options = {}
         if task.kind == "qa":
             options = dict(n_best_size=self.hp.n_best_size, max_answer_length=self.hp.max_answer_length,
-                           na_threshold=self.hp.qa_na_threshold)
+                           na_threshold=self.hp.qa_na_threshold, joint_prediction=self.hp.joint_prediction,
+                           answerable_classifier=self.hp.answerable_classifier)
         return examples, task.postprocess(examples, features, raw, **options)
 
     def evaluate(self, task, trainer, trial_dir) -> dict:

@@ -37,9 +37,11 @@ class QuestionAnsweringHead(keras.layers.Layer):
       start_positions [B] (training only: the gold starts), training.
 
     Returns:
-      training: {start_logits [B, T], end_logits [B, T], answerable_logit [B]};
-      inference: also start_top_log_probs / start_top_index [B, K] and
-      end_top_log_probs / end_top_index [B, K, K].
+      start_logits [B, T], answerable_logit [B] (with the answerable classifier), and
+      joint, training: end_logits [B, T] given the gold starts;
+      joint, inference: start_top_log_probs / start_top_index [B, K] and
+        end_top_log_probs / end_top_index [B, K, K] (no end_logits, as the original's zeros);
+      independent: end_logits [B, T] (both masked like start_logits).
     """
 
     def __init__(self, beam_size=20, joint_prediction=True, answerable_classifier=True,
