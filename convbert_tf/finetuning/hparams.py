@@ -10,7 +10,11 @@ import dataclasses
 import os
 
 from convbert_tf.config import ConfigError, ConvBertConfig
+from convbert_tf.finetuning.scorers import SPAN_RULES
 from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
+
+# How a train step reduces its examples' losses (see convbert_tf/finetuning/loop.py).
+LOSS_REDUCTIONS = ("sum", "mean")
 
 SIZE_HPARAMS = {
     "small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=1),
@@ -63,6 +67,8 @@ class FinetuningHParams(ModelHParams):
     """Epochs (per-task value unless given)."""
     warmup_proportion: float = 0.1
     """Warmup steps as a fraction of all steps."""
+    loss_reduction: str = "sum"
+    """"sum": the loss of a step is the sum of its examples' losses, as the original; "mean": divided by the batch."""
     save_checkpoints_steps: int = 1000000
     """Checkpoint interval (a checkpoint is also written at the end)."""
     iterations_per_loop: int = 1000
@@ -107,6 +113,10 @@ class FinetuningHParams(ModelHParams):
     """Beam of the joint prediction."""
     qa_na_threshold: float = -2.75
     """Null-odds threshold above which a SQuAD 2.0 answer is left empty."""
+
+    # Tagging.
+    chunk_span_rule: str = "original"
+    """How chunk tags are read into chunks: "original" (the release's rule) or "conlleval" (not in the original)."""
 
     # Paths.
     data_dir: str | None = None
@@ -169,5 +179,9 @@ def resolve_finetuning_hparams(hparams=None, data_dir: str | None = None, model_
         raise ConfigError(f"--hparams: {e}") from None
     check_positive_ints(resolved, ("train_batch_size", "eval_batch_size", "predict_batch_size", "max_seq_length",
                                    "num_trials", "iterations_per_loop"))
+    for key, allowed in (("loss_reduction", LOSS_REDUCTIONS), ("chunk_span_rule", SPAN_RULES)):
+        if getattr(resolved, key) not in allowed:
+            raise ConfigError(f"--hparams: {key} must be one of {', '.join(map(repr, allowed))}, "
+                              f"got {getattr(resolved, key)!r}")
     resolved.model_config()
     return resolved

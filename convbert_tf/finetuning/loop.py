@@ -1,13 +1,18 @@
-"""The fine-tuning train and predict loops over in-memory feature arrays, under any strategy."""
+"""The fine-tuning train and predict loops over in-memory feature arrays, under any strategy.
+
+Legend: B a replica's batch.
+"""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
+from convbert_tf.finetuning.hparams import LOSS_REDUCTIONS
 from convbert_tf.finetuning.model import LABEL_FEATURES, FinetuningModel
 from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay
@@ -20,8 +25,9 @@ ROW_INDEX = "row_index"
 def pad_features(arrays: dict, multiple: int) -> tuple[dict, int]:
     """Pads every array with zero rows to a multiple of `multiple`; padding rows get task_id -1.
 
-    Returns the padded arrays and the number of real rows (the original appended "padding
-    examples" with zero loss; here they are dropped from predictions by count).
+    Returns the padded arrays and the number of real rows. As the original's "padding examples",
+    padding rows have zero loss (no head claims task_id -1) and so no gradient; predictions drop
+    them by count.
     """
     count = len(arrays["input_ids"])
     extra = (-count) % multiple
@@ -30,6 +36,16 @@ def pad_features(arrays: dict, multiple: int) -> tuple[dict, int]:
     padded = {k: np.concatenate([v, np.zeros((extra,) + v.shape[1:], v.dtype)]) for k, v in arrays.items()}
     padded["task_id"][count:] = -1
     return padded, count
+
+
+def train_steps(num_examples: int, batch_size: int, epochs: float) -> int:
+    """The original's step count: int(ceil(n / batch) · epochs).
+
+    The original pads the n training examples with zero-loss padding examples to whole batches
+    and trains int(n_padded // batch · epochs) steps; `Trainer.train` pads the same way, so the
+    last partial batch of every epoch is trained, as there.
+    """
+    return int(math.ceil(num_examples / batch_size) * epochs)
 
 
 def dataset_from_arrays(arrays: dict, batch_size: int, training: bool, seed: int) -> tf.data.Dataset:
@@ -41,10 +57,35 @@ def dataset_from_arrays(arrays: dict, batch_size: int, training: bool, seed: int
 
 
 class Trainer:
-    """Compiled train and predict steps for a FinetuningModel under a tf.distribute strategy."""
+    """Compiled train and predict steps for a FinetuningModel under a tf.distribute strategy.
+
+    The loss a train step minimizes (`loss_reduction`):
+
+    * "sum" (the original's): the sum of its examples' losses over the global batch. Each replica
+      sums its own examples and `AdamWeightDecay.apply` sums the replicas' gradients before it
+      clips their global norm to 1.0, so N replicas take exactly one device's step.
+    * "mean": that sum divided by `global_batch_size` (padding rows count), so the gradients
+      before clipping are 1/global_batch_size of "sum"'s.
+
+    The progress lines, the TensorBoard "loss" and what `train` returns are, whatever the
+    reduction, the mean loss per real example (padding rows left out) over the last loop.
+
+    Args:
+      model: the FinetuningModel, built under `strategy`.
+      optimizer: its AdamWeightDecay, built on `model.trainable_variables`.
+      strategy: the tf.distribute strategy.
+      global_batch_size: the train batch over all replicas.
+      jit_compile: compile each train step with XLA.
+      loss_scale: dynamic loss scaling (float16); None for none.
+      loss_reduction: "sum" or "mean", as above.
+    """
 
     def __init__(self, model: FinetuningModel, optimizer: AdamWeightDecay, strategy: tf.distribute.Strategy,
-                 global_batch_size: int, jit_compile: bool = False, loss_scale: DynamicLossScale | None = None):
+                 global_batch_size: int, jit_compile: bool = False, loss_scale: DynamicLossScale | None = None,
+                 loss_reduction: str = "sum"):
+        if loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"loss_reduction {loss_reduction!r} is not one of {LOSS_REDUCTIONS}")
+        self.loss_reduction = loss_reduction
         self.model = model
         self.loss_scale = loss_scale or DynamicLossScale(enabled=False)
         self.optimizer = optimizer
@@ -53,16 +94,27 @@ class Trainer:
         self.jit_compile = jit_compile
         self.variables = model.trainable_variables
 
-    def _train_step(self, features):
+    def loss_and_gradients(self, features):
+        """One replica's (gradients, loss sum, real rows) of a train batch.
+
+        The gradients are those of the `loss_reduction` loss, before the replicas' sum and the
+        clipping; the loss sum is over the replica's examples, and real rows counts those that
+        are not padding (task_id >= 0).
+        """
         with tf.GradientTape() as tape:
             outputs = self.model(features, training=True)
-            losses = self.model.per_example_losses(features, outputs)  # [B]
-            # The mean over the global batch: replicas' losses add up to one device's.
-            loss = tf.reduce_sum(losses) / self.global_batch_size
+            losses = self.model.per_example_losses(features, outputs)  # [B], 0 on padding rows
+            loss_sum = tf.reduce_sum(losses)  # []
+            loss = loss_sum if self.loss_reduction == "sum" else loss_sum / self.global_batch_size  # []
             scaled_loss = self.loss_scale.scale(loss)
         grads = self.loss_scale.unscale(tape.gradient(scaled_loss, self.variables))
-        self.loss_scale.apply(self.optimizer, grads, self.variables)
-        return loss
+        real_rows = tf.reduce_sum(tf.cast(features["task_id"] >= 0, tf.float32))  # []
+        return grads, loss_sum, real_rows
+
+    def _train_step(self, features):
+        grads, loss_sum, real_rows = self.loss_and_gradients(features)
+        self.loss_scale.apply(self.optimizer, grads, self.variables)  # sums the replicas' gradients, then clips
+        return loss_sum, real_rows
 
     def make_train_loop(self):
         step_fn = tf.function(self._train_step, jit_compile=True) if self.jit_compile else self._train_step
@@ -70,16 +122,23 @@ class Trainer:
 
         @tf.function
         def train_loop(iterator, steps):
-            total = tf.constant(0.0)
+            loss_sum, real_rows = tf.constant(0.0), tf.constant(0.0)
             for _ in tf.range(steps):
-                total += strategy.reduce("sum", strategy.run(step_fn, args=(next(iterator),)), axis=None)
-            return total / tf.cast(steps, tf.float32)
+                step_sum, step_rows = strategy.run(step_fn, args=(next(iterator),))
+                loss_sum += strategy.reduce("sum", step_sum, axis=None)
+                real_rows += strategy.reduce("sum", step_rows, axis=None)
+            return loss_sum / tf.maximum(real_rows, 1.0)  # the mean loss per real example
 
         return train_loop
 
     def train(self, arrays: dict, num_steps: int, start_step: int, steps_per_loop: int, seed: int,
               on_loop_end=None, out=sys.stdout, log=True) -> float:
-        """Runs train steps start_step..num_steps; returns the last loop's mean loss."""
+        """Runs train steps start_step..num_steps; returns the last loop's mean loss per example.
+
+        The arrays are padded with zero-loss rows to a multiple of the global batch (as the
+        original's padding examples), then shuffled and repeated.
+        """
+        arrays, _ = pad_features(arrays, self.global_batch_size)
         dataset = dataset_from_arrays(arrays, self.global_batch_size, True, seed)
         if start_step:
             dataset = dataset.skip(start_step)
@@ -95,8 +154,9 @@ class Trainer:
             elapsed = time.perf_counter() - window
             if log:
                 eta = (num_steps - step) * elapsed / steps
-                print(f"step {step}/{num_steps} | loss {loss:.4f} | {steps * self.global_batch_size / elapsed:,.1f} "
-                      f"examples/s | ETA {int(eta) // 60}:{int(eta) % 60:02d}", file=out, flush=True)
+                rate = steps * self.global_batch_size / elapsed
+                print(f"step {step}/{num_steps} | loss {loss:.4f} per example | {rate:,.1f} examples/s | "
+                      f"ETA {int(eta) // 60}:{int(eta) % 60:02d}", file=out, flush=True)
             if on_loop_end is not None:
                 on_loop_end(step, loss)
             window = time.perf_counter()

@@ -24,7 +24,7 @@ from convbert_tf.finetuning import outputs as outputs_lib
 from convbert_tf.finetuning import qa as qa_lib
 from convbert_tf.finetuning.export import export_task
 from convbert_tf.finetuning.hparams import FinetuningHParams
-from convbert_tf.finetuning.loop import Trainer
+from convbert_tf.finetuning.loop import Trainer, train_steps
 from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
 from convbert_tf.finetuning.tasks import DataError, DataStats, get_task, stack_model_inputs
 from convbert_tf.loss_scale import DynamicLossScale
@@ -83,7 +83,7 @@ class FinetuningRun:
             raise ConfigError(f"vocab file {hp.vocab_file} has {self.tokenizer.vocab_size} tokens but vocab_size "
                               f"is {self.config.vocab_size}; set \"vocab_size\" in --hparams")
         try:
-            self.tasks = [get_task(name) for name in hp.task_names]
+            self.tasks = [get_task(name, hp.chunk_span_rule) for name in hp.task_names]
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.init_prefix = check_init_checkpoint(hp.init_checkpoint)
@@ -253,7 +253,8 @@ class FinetuningRun:
             self.config.to_json_file(os.path.join(trial_dir, CONFIG_FILENAME))
         keras.utils.set_random_seed(hp.seed + trial - 1)
         model, optimizer, loss_scale = self.build(num_steps)
-        trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile, loss_scale)
+        trainer = Trainer(model, optimizer, self.strategy, hp.train_batch_size, self.jit_compile, loss_scale,
+                          hp.loss_reduction)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, loss_scale=loss_scale,
                                          rng_states=random_state_variables(model))
         manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
@@ -362,10 +363,8 @@ class FinetuningRun:
         train_arrays, num_steps = None, 0
         if hp.do_train:
             train_arrays = self.training_arrays()
-            count = len(train_arrays["input_ids"])
-            if count < hp.train_batch_size:
-                raise DataError(f"{count} training features, fewer than train_batch_size {hp.train_batch_size}")
-            num_steps = int(count // hp.train_batch_size * hp.num_train_epochs)
+            # The last partial batch of an epoch is trained too (padded with zero-loss rows).
+            num_steps = train_steps(len(train_arrays["input_ids"]), hp.train_batch_size, hp.num_train_epochs)
             if hp.debug:
                 num_steps = min(num_steps, 20)
         trials = []
