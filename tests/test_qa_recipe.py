@@ -1,18 +1,29 @@
-"""QA recipe: both head modes scored as the original, by hand."""
+"""QA recipe: both head modes scored as the original (by hand), and serving every doc-stride window."""
 
+import io
+import json
 import math
+import random
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tensorflow.core.protobuf import saved_model_pb2
 
 import convbert_tf
 from convbert_tf.data.tokenization import BertTokenizer
-from convbert_tf.finetuning import qa
+from convbert_tf.finetuning import qa, qa_serving
+from convbert_tf.finetuning.export import export_task
+from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
 from convbert_tf.finetuning.loop import empty_label_arrays
 from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
+from convbert_tf.finetuning.runner import run_finetuning
 from convbert_tf.finetuning.tasks import QAExample, get_task
+from tests import finetuning_data
+from tests.test_text_inputs import ALLOWED_TF_TEXT_OPS
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "(", ")", "-", "18", "##95", "19", "##43",
          "sat", "on", "mat", ".", "who", "?", "ca", "##fe", "σ", "ο", "##δ", "##ο", "##ς", "i", "a", "e", "é",
@@ -173,4 +184,297 @@ def test_training_loss_without_classifier(joint):
     np.testing.assert_allclose(model.per_example_losses(features, outputs).numpy(), expected, rtol=1e-5)
     inference = model(features, training=False)["squad"]
     assert ("start_top_index" in inference) == joint and ("end_logits" in inference) == (not joint)
+
+
+# ----------------------------------------------------------------------------------------------
+# Serving's graph featurization against the Python featurization.
+
+
+def python_pieces(tokenizer, context):
+    """(ids, (start, end) character spans) of the context's pieces as `qa.featurize_qa` makes them."""
+    ex = example(0, context)
+    ids, _, chars = qa.document_tokens(ex, qa.word_pieces(tokenizer, ex.doc_words))
+    return ids, chars
+
+
+def graph_pieces_of(tokenizer):
+    """contexts -> per context [(id, (start, end))] from `qa_serving.context_pieces` in a graph."""
+    vocab = tf.constant(VOCAB)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def pieces(context):
+        return qa_serving.context_pieces(tokenizer.module, vocab, context)
+
+    def run(contexts):
+        ids, starts, ends = pieces(tf.constant(contexts))
+        return [list(zip(i, zip(s, e))) for i, s, e in zip(ids.to_list(), starts.to_list(), ends.to_list())]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def graph_pieces(tokenizer):
+    return graph_pieces_of(tokenizer)
+
+
+TRICKY_CONTEXTS = [
+    CONTEXT, "", "   ", "Café ca\u200bfe xyz\x1cthe  cat\u00a0mat",  # U+200B dropped; \x1c and NBSP split words
+    "ΟΔΟΣ Σ ος",  # a final sigma: whole-word and per-character lower-casing differ (whole-word offsets)
+    "e\u0301 cafe\u0301 İ",  # combining accents (NFC composes across characters), İ lower-cases to two
+    "a" * 120 + " cat",  # over 100 characters: [UNK] with the word's offsets
+    "the\u2028cat\tdog\n(18)",  # line separator, tab, newline
+    "\U0001f600the cat\ufffd mat",  # an emoji ([UNK]) and a dropped U+FFFD
+]
+
+
+def test_context_pieces_match_featurization(tokenizer, graph_pieces):
+    served = graph_pieces(TRICKY_CONTEXTS)
+    for context, got in zip(TRICKY_CONTEXTS, served):
+        ids, chars = python_pieces(tokenizer, context)
+        assert got == list(zip(ids, chars)), context
+    token = VOCAB.index
+    # Sub-word offsets: "1895-1943" in pieces; "Café" loses its accent but keeps 4 characters.
+    assert served[0][3:6] == [(token("18"), (9, 11)), (token("##95"), (11, 13)), (token("-"), (13, 14))]
+    assert served[3][:2] == [(token("ca"), (0, 2)), (token("##fe"), (2, 4))]
+    # "ΟΔΟΣ" lower-cases to "οδος" as a word but to "οδοσ" per character: every piece gets the
+    # whole word's offsets; "ος" is traced piece by piece.
+    assert served[4] == [(token(p), (0, 4)) for p in ("ο", "##δ", "##ο", "##ς")] + \
+        [(token("σ"), (5, 6)), (token("ο"), (7, 8)), (token("##ς"), (8, 9))]
+
+
+def test_context_pieces_match_featurization_keeping_accents():
+    """Without accent stripping text is NFC-composed: a word's "e" + U+0301 becomes one character,
+    which per-character normalization cannot trace, so the word takes whole-word offsets."""
+    tokenizer = BertTokenizer(VOCAB, strip_accents=False)
+    contexts = ["é café é Café éé"]
+    (served,) = graph_pieces_of(tokenizer)(contexts)
+    ids, chars = python_pieces(tokenizer, contexts[0])
+    assert served == list(zip(ids, chars))
+    assert served[0] == (VOCAB.index("é"), (0, 2)) and served[-2:] == [(VOCAB.index("é"), (16, 19)),
+                                                                        (VOCAB.index("##é"), (16, 19))]
+
+
+_CHARS = st.sampled_from(list("thecamsio ()-.?\t\n") + ["é", "e\u0301", "\u200b", "\x1c", "\u00a0", "Σ", "ς", "İ",
+                                                       "\ufffd", "\x00", "中", "ﬁ", "\u2028", "18", "95"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(_CHARS, max_size=24).map("".join), min_size=1, max_size=4))
+def test_fuzz_context_pieces_match_featurization(tokenizer, graph_pieces, contexts):
+    for context, got in zip(contexts, graph_pieces(contexts)):
+        ids, chars = python_pieces(tokenizer, context)
+        assert got == list(zip(ids, chars)), context
+
+
+def test_python_whitespace_pattern_is_str_isspace():
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    matched = tf.strings.regex_full_match(tf.constant(chars), qa_serving.PYTHON_WHITESPACE).numpy()
+    assert [c for c, m in zip(chars, matched) if m] == [c for c in chars if c.isspace()]
+
+
+def test_doc_windows_and_max_context_match_python():
+    cases = [(n, m, s) for n in range(0, 15) for m in range(1, 7) for s in range(1, 8)]
+    n, m, s = (tf.constant(v, tf.int32) for v in zip(*cases))
+    starts, lengths = qa_serving.doc_windows(n, m, tf.constant([stride for _, _, stride in cases]))
+    best = qa_serving.max_context_windows(starts, lengths, 14).numpy()  # [cases, 14]
+    for row, (tokens, max_tokens, stride) in enumerate(cases):
+        spans = qa.doc_spans(tokens, max_tokens, stride)
+        assert list(zip(starts[row].numpy(), lengths[row].numpy())) == spans, (tokens, max_tokens, stride)
+        for piece in range(tokens):
+            assert qa._is_max_context(spans, int(best[row, piece]), piece), (tokens, max_tokens, stride, piece)
+
+
+# ----------------------------------------------------------------------------------------------
+# Serving: every window of a long context, as dev is scored.
+
+SERVING = dict(max_seq_length=16, max_query_length=4, doc_stride=4, n_best_size=5, max_answer_length=6)
+FILLER = finetuning_data.FILLER[:9]
+# The long context's answer lies in its 9th window of 10 (windows of 10 pieces, 4 apart).
+SERVED_QUESTIONS = ["what answer ?", "what answer ?", "what answer ?", "what answer ?", "what is the answer ?"]
+SERVED_CONTEXTS = [" ".join(FILLER[i % 9] for i in range(38)) + " great the movie",
+                   "the bad movie was very very quite a film film the the", " ".join(FILLER[i % 9] for i in range(20)),
+                   "", "a Nice film"]
+
+
+def sentiment_example(index, rng, n_words, answerable, split):
+    """A question whose answer is the context's one sentiment word (none when unanswerable)."""
+    words = [rng.choice(FILLER) for _ in range(n_words)]
+    if not answerable:
+        return example(index, " ".join(words), "what answer ?", split)
+    answer, position = rng.choice(finetuning_data.POSITIVE + finetuning_data.NEGATIVE), rng.randint(0, n_words)
+    words.insert(position, answer)
+    start = len(" ".join(words[:position])) + (1 if position else 0)
+    return example(index, " ".join(words), "what answer ?", split, (answer, start))
+
+
+def qa_model(joint=True, classifier=True, seed=0, layers=2):
+    keras.utils.set_random_seed(seed)
+    config = convbert_tf.ConvBertConfig(vocab_size=len(finetuning_data.VOCAB), embedding_size=16, conv_kernel_size=3,
+                                        **dict(finetuning_data.MODEL, num_hidden_layers=layers))
+    return FinetuningModel(convbert_tf.ConvBertEncoder(config), [HeadSpec("squad", "qa")], beam_size=4,
+                           joint_prediction=joint, answerable_classifier=classifier)
+
+
+def model_arrays(features, keys=("input_ids", "input_mask", "segment_ids")):
+    return {k: np.stack([f.model_inputs(0)[k] for f in features]) for k in keys}
+
+
+@pytest.fixture(scope="module")
+def qa_tokenizer():
+    return BertTokenizer(finetuning_data.VOCAB)
+
+
+@pytest.fixture(scope="module")
+def trained_qa(qa_tokenizer):
+    """A tiny SQuAD 2.0 model (joint beams, answerable classifier) trained to point at the sentiment word."""
+    rng = random.Random(0)
+    train = [sentiment_example(i, rng, rng.randint(3, 24), i % 5 != 4, "train") for i in range(160)]
+    features = get_task("squad").featurize(train, qa_tokenizer, SERVING["max_seq_length"], True,
+                                           max_query_length=SERVING["max_query_length"],
+                                           doc_stride=SERVING["doc_stride"])
+    arrays = empty_label_arrays(len(features), SERVING["max_seq_length"])
+    arrays.update(model_arrays(features, ("input_ids", "input_mask", "segment_ids", "start_positions",
+                                          "end_positions", "is_impossible")))
+    model = qa_model()
+    optimizer = keras.optimizers.Adam(3e-3)
+
+    @tf.function
+    def step(batch):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model.per_example_losses(batch, model(batch, training=True)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+    rows = np.random.default_rng(0)
+    for _ in range(100):
+        batch = rows.choice(len(features), 32)
+        step({k: tf.constant(v[batch].astype(np.float32 if k == "is_impossible" else np.int32))
+              for k, v in arrays.items()})
+    return model
+
+
+def dev_predictions(model, tokenizer, joint=True, classifier=True, version_2=True):
+    """The in-process dev post-processing of SERVED_CONTEXTS: (examples, QAPredictions)."""
+    examples = [example(i, c, q) for i, (q, c) in enumerate(zip(SERVED_QUESTIONS, SERVED_CONTEXTS))]
+    features = get_task("squad").featurize(examples, tokenizer, SERVING["max_seq_length"], False,
+                                           max_query_length=SERVING["max_query_length"],
+                                           doc_stride=SERVING["doc_stride"])
+    outputs = model({k: tf.constant(v) for k, v in model_arrays(features).items()}, training=False)["squad"]
+    predictions = qa.postprocess_qa(examples, features, {k: v.numpy() for k, v in outputs.items()},
+                                    version_2=version_2, n_best_size=SERVING["n_best_size"],
+                                    max_answer_length=SERVING["max_answer_length"], joint_prediction=joint,
+                                    answerable_classifier=classifier)
+    return examples, predictions
+
+
+def assert_served_equals_dev(served, examples, predictions, version_2=True):
+    answers = [a.decode() for a in served["answer"].numpy()]
+    assert answers == [predictions.predictions[e.qid] for e in examples]
+    for e, start, end in zip(examples, served["start"].numpy(), served["end"].numpy()):
+        best = predictions.best_answers[e.qid]
+        assert (e.context[start:end], start >= 0) == (best, best != ""), e.qid
+    if version_2:
+        np.testing.assert_allclose(served["null_odds"].numpy(), [predictions.null_odds[e.qid] for e in examples],
+                                   rtol=1e-6, atol=1e-6)
+    else:
+        assert np.all(served["null_odds"].numpy() == np.float32(qa_serving.NO_NULL_ODDS))
+
+
+@pytest.fixture(scope="module")
+def exported_qa(tmp_path_factory, trained_qa):
+    vocab_file = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    vocab_file.write_text("\n".join(finetuning_data.VOCAB) + "\n")
+    path = export_task(trained_qa, HeadSpec("squad", "qa"), tmp_path_factory.mktemp("qa") / "squad",
+                       vocab_file=str(vocab_file), version_2=True, window_batch_size=3, **SERVING)
+    return path, tf.saved_model.load(path)
+
+
+@pytest.mark.slow
+def test_saved_model_answers_from_every_window(trained_qa, exported_qa, qa_tokenizer):
+    """The served answers are dev post-processing's, for a batch whose first answer lies in a late window."""
+    _, loaded = exported_qa
+    served = loaded.signatures["serving_default"](question=tf.constant(SERVED_QUESTIONS),
+                                                  context=tf.constant(SERVED_CONTEXTS))
+    examples, predictions = dev_predictions(trained_qa, qa_tokenizer)
+    assert_served_equals_dev(served, examples, predictions)
+    # The trained model finds "great" at character 202, past the first window's 10 pieces.
+    assert served["answer"].numpy()[0] == b"great" and served["start"].numpy()[0] == SERVED_CONTEXTS[0].index("great")
+    assert SERVED_CONTEXTS[0].index("great") > len(" ".join(SERVED_CONTEXTS[0].split()[:10]))
+    assert [a.decode() for a in served["answer"].numpy()[1:]] == ["bad", "", "", "Nice"]
+
+
+@pytest.mark.slow
+def test_saved_model_serve_ids_scores_one_window_per_row(trained_qa, exported_qa, qa_tokenizer):
+    _, loaded = exported_qa
+    examples, predictions = dev_predictions(trained_qa, qa_tokenizer)
+    short = [e for e in examples if len(e.context.split()) <= 10]  # one window each
+    features = get_task("squad").featurize(short, qa_tokenizer, SERVING["max_seq_length"], False,
+                                           max_query_length=SERVING["max_query_length"])
+    assert len(features) == len(short)
+    served = loaded.signatures["serve_ids"](**{k: tf.constant(v) for k, v in model_arrays(features).items()})
+    assert [a.decode() for a in served["answer"].numpy()] == [predictions.predictions[e.qid].lower() for e in short]
+    np.testing.assert_allclose(served["null_odds"].numpy(), [predictions.null_odds[e.qid] for e in short], rtol=1e-6)
+    start, end = served["start"].numpy(), served["end"].numpy()
+    for feature, e, s, t in zip(features, short, start, end):
+        best = predictions.best_answers[e.qid]
+        if best:  # the span's token positions cover the best answer's characters
+            spans = feature.token_char_spans
+            assert e.context[spans[s][0]:spans[t][1]] == best
+        else:
+            assert (s, t) == (-1, -1)
+
+
+@pytest.mark.slow
+def test_saved_model_graph_uses_only_serving_ops(exported_qa):
+    path, _ = exported_qa
+    proto = saved_model_pb2.SavedModel()
+    with open(f"{path}/saved_model.pb", "rb") as f:
+        proto.ParseFromString(f.read())
+    graph = proto.meta_graphs[0].graph_def
+    ops = {n.op for n in graph.node} | {n.op for fn in graph.library.function for n in fn.node_def}
+    assert {op for op in ops if not hasattr(tf.raw_ops, op)} <= ALLOWED_TF_TEXT_OPS
+    assert not ops & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+    assert not [fn.signature.name for fn in graph.library.function if fn.attr["_XlaMustCompile"].b]
+
+
+@pytest.mark.parametrize("joint,classifier,version_2", [
+    (False, False, True), *(pytest.param(*mode, marks=pytest.mark.slow)
+                            for mode in [(True, False, True), (False, True, True), (True, True, False)])])
+def test_served_modes_equal_dev_postprocessing(qa_tokenizer, joint, classifier, version_2):
+    """Each head mode served in process (random weights): the answers, spans and null odds of dev."""
+    model = qa_model(joint, classifier, seed=1, layers=1)
+    examples, predictions = dev_predictions(model, qa_tokenizer, joint, classifier, version_2)
+    config = qa_serving.QAServingConfig(version_2=version_2, joint_prediction=joint, answerable_classifier=classifier,
+                                        window_batch_size=4, **SERVING)
+    head = model.head("squad")
+
+    def run_head(inputs):
+        sequence = model.encoder(inputs, training=False)["sequence_output"]
+        return head(sequence, inputs["input_mask"], inputs["segment_ids"], training=False)
+
+    serve = tf.function(lambda q, c: qa_serving.answer_text(run_head, qa_tokenizer.module,
+                                                            tf.constant(finetuning_data.VOCAB), q, c, config))
+    served = serve(tf.constant(SERVED_QUESTIONS), tf.constant(SERVED_CONTEXTS))
+    assert_served_equals_dev(served, examples, predictions, version_2)
+
+
+@pytest.mark.slow
+def test_fine_tuning_without_joint_prediction_or_classifier_end_to_end(tmp_path):
+    """SQuAD 2.0 with joint_prediction and answerable_classifier false: trains, scores dev and
+    serves the dev answers (the modes scoring used to reject after training)."""
+    finetuning_data.write_pretrained(str(tmp_path))
+    finetuning_data.write_squad(str(tmp_path))
+    hparams = dict(finetuning_data.HPARAMS, task_names=["squad"], max_seq_length=24, max_query_length=6,
+                   num_train_epochs=1.0, joint_prediction=False, answerable_classifier=False)
+    summary = run_finetuning(resolve_finetuning_hparams(hparams, data_dir=str(tmp_path), model_name="tiny"),
+                             tf.distribute.OneDeviceStrategy("/cpu:0"), out=io.StringIO())
+    assert {"exact_match", "f1", "best_f1_thresh"} <= set(summary["squad"]["median"])
+    trial_dir = tmp_path / "models" / "tiny" / "finetuning_models" / "squad_model_1"
+    predictions = json.load(open(trial_dir / "dev_predictions" / "squad_dev" / "predictions.json"))
+    null_odds = json.load(open(trial_dir / "dev_predictions" / "squad_dev" / "null_odds.json"))
+    dev = json.load(open(tmp_path / "finetuning_data" / "squad" / "dev.json"))["data"][0]["paragraphs"][:8]
+    served = tf.saved_model.load(str(trial_dir / "saved_model" / "squad")).signatures["serving_default"](
+        question=tf.constant([p["qas"][0]["question"] for p in dev]), context=tf.constant([p["context"] for p in dev]))
+    ids = [p["qas"][0]["id"] for p in dev]
+    assert [a.decode() for a in served["answer"].numpy()] == [predictions[i] for i in ids]
+    np.testing.assert_allclose(served["null_odds"].numpy(), [null_odds[i] for i in ids], rtol=1e-5, atol=1e-5)
 

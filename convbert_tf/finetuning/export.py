@@ -13,9 +13,10 @@ input packing in the graph (only tensorflow-text ops that stock TF Serving ships
                                                 (segment id 1 on real tokens, as in training)
   question answering (squad, ...)               question, context    -> answer, start, end, null_odds
 
-QA serving reads one window of the context (the first max_seq_length - 3 - |question| word
-pieces; the question keeps at most max_query_length) and returns the answer as detokenized
-word pieces (lower-cased when the model is uncased) with its token span in `input_ids`.
+QA serving runs every doc-stride window of the context, as dev is scored, and returns the best
+span over all windows (`qa_serving`): `answer` is the context's text [start, end) (character
+offsets), blanked for SQuAD 2.0 when null_odds exceed qa_na_threshold. Its `serve_ids` takes
+one packed window per row and returns the span's word pieces and token positions.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import tensorflow as tf
 from convbert_tf import ops, text_inputs
 from convbert_tf.data.tokenization import WordPieceTokenizerModule, read_vocab
 from convbert_tf.export import write_saved_model
+from convbert_tf.finetuning import qa_serving
 
 SINGLE_SENTENCE_TASKS = ("cola", "sst")
 SERVE_IDS_SIGNATURE = "serve_ids"
+_IDS_SIGNATURE = [tf.TensorSpec([None, None], tf.int32, name=k) for k in text_inputs.MODEL_INPUT_KEYS]
 
 
 def _text_spec(name):
@@ -37,8 +40,14 @@ def _text_spec(name):
 @ops.without_xla()  # TF Serving runs graphs without XLA by default
 def export_task(model, spec, export_dir, *, vocab_file, label_list=None, do_lower_case=True, strip_accents=True,
                 max_seq_length=128, max_query_length=64, max_answer_length=30, qa_na_threshold=-2.75,
-                overwrite=False) -> str:
-    """Writes the SavedModel of one task head of a FinetuningModel (see the module docstring)."""
+                doc_stride=128, n_best_size=20, version_2=False, window_batch_size=32, overwrite=False) -> str:
+    """Writes the SavedModel of one task head of a FinetuningModel (see the module docstring).
+
+    QA: max_query_length, doc_stride, n_best_size, max_answer_length and qa_na_threshold as the
+    fine-tuning hparams; version_2 for SQuAD 2.0 (null odds); window_batch_size windows run
+    through the model at a time. The head's joint_prediction and answerable_classifier decide
+    how spans and null odds are scored, as in dev post-processing.
+    """
     tokens = read_vocab(vocab_file)
     kind, head = spec.kind, model.head(spec.name)
     encoder = model.encoder
@@ -58,13 +67,10 @@ def export_task(model, spec, export_dir, *, vocab_file, label_list=None, do_lowe
             probabilities = tf.nn.softmax(logits, -1)  # [B, C]
             label_id = tf.argmax(probabilities, -1, output_type=tf.int32)  # [B]
             return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(labels, label_id)}
-        if kind == "tagging":
-            tag_ids = tf.argmax(head(sequence_output, training=False), -1, output_type=tf.int32)  # [B, S]
-            return {"tag_ids": tag_ids, "tags": tf.gather(labels, tag_ids)}
-        return _best_answers(head(sequence_output, inputs["input_mask"], inputs["segment_ids"], training=False),
-                             inputs["input_ids"], vocab, max_answer_length, qa_na_threshold)
+        tag_ids = tf.argmax(head(sequence_output, training=False), -1, output_type=tf.int32)  # [B, S]
+        return {"tag_ids": tag_ids, "tags": tf.gather(labels, tag_ids)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=k) for k in text_inputs.MODEL_INPUT_KEYS])
+    @tf.function(input_signature=_IDS_SIGNATURE)
     def serve_ids(input_ids, input_mask, segment_ids):
         return predict({"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids})
 
@@ -74,10 +80,12 @@ def export_task(model, spec, export_dir, *, vocab_file, label_list=None, do_lowe
         return outputs
 
     if kind == "qa":
-        @tf.function(input_signature=[_text_spec("question"), _text_spec("context")])
-        def serve_text(question, context):
-            return with_ids(_pack_question_context(module.tokenizer, question, context, max_seq_length,
-                                                   max_query_length))
+        qa_config = qa_serving.QAServingConfig(
+            max_seq_length=max_seq_length, max_query_length=max_query_length, doc_stride=doc_stride,
+            n_best_size=n_best_size, max_answer_length=max_answer_length, na_threshold=qa_na_threshold,
+            version_2=version_2, joint_prediction=head.joint_prediction,
+            answerable_classifier=head.answerable_classifier, window_batch_size=window_batch_size)
+        serve_ids, serve_text = _qa_signatures(encoder, head, module.tokenizer, vocab, qa_config)
     elif kind == "tagging" or spec.name in SINGLE_SENTENCE_TASKS:
         @tf.function(input_signature=[_text_spec("sentence")])
         def serve_text(sentence):
@@ -98,33 +106,20 @@ def export_task(model, spec, export_dir, *, vocab_file, label_list=None, do_lowe
     return write_saved_model(module, signatures, export_dir, overwrite)
 
 
-def _pack_question_context(tokenizer, question, context, max_seq_length, max_query_length):
-    """[CLS] question [SEP] context [SEP]: the question cut to max_query_length, the context to what fits."""
-    question_ids = tokenizer(question)[:, :max_query_length]  # [B, (Q)]
-    room = max_seq_length - 3 - question_ids.row_lengths()  # [B]
-    context_ids = text_inputs.keep_first(tokenizer(context), room)  # [B, (C)]
-    cls_id, sep_id, pad_id = (text_inputs.special_token_id(tokenizer, token) for token in ("[CLS]", "[SEP]", "[PAD]"))
-    inputs, _ = text_inputs.pack_token_ids(question_ids, context_ids, max_seq_length, cls_id, sep_id, pad_id)
-    return inputs
+def _qa_signatures(encoder, head, tokenizer, vocab, config: qa_serving.QAServingConfig):
+    """The QA task's serve_ids and serve_text functions (see `qa_serving`)."""
 
+    def run_head(inputs):
+        sequence_output = encoder(inputs, training=False)["sequence_output"]  # [m, S, D]
+        return head(sequence_output, inputs["input_mask"], inputs["segment_ids"], training=False)
 
-def _best_answers(outputs, input_ids, vocab, max_answer_length, qa_na_threshold):
-    """The best legal span of the joint beams, as detokenized word pieces, and the null odds."""
-    start = outputs["start_top_index"]  # [B, K]
-    end = outputs["end_top_index"]  # [B, K, K]
-    scores = outputs["start_top_log_probs"][:, :, None] + outputs["end_top_log_probs"]  # [B, K, K]
-    starts = tf.broadcast_to(start[:, :, None], tf.shape(end))  # [B, K, K]
-    legal = (starts > 0) & (end >= starts) & (end - starts < max_answer_length)  # not [CLS], ordered, short
-    scores = tf.where(legal, scores, -1e30)
-    flat = tf.argmax(tf.reshape(scores, [tf.shape(scores)[0], -1]), -1, output_type=tf.int32)  # [B]
-    best_start = tf.gather(tf.reshape(starts, [tf.shape(starts)[0], -1]), flat, batch_dims=1)  # [B]
-    best_end = tf.gather(tf.reshape(end, [tf.shape(end)[0], -1]), flat, batch_dims=1)  # [B]
-    positions = tf.range(tf.shape(input_ids)[1])[None]  # [1, S]
-    in_span = (positions >= best_start[:, None]) & (positions <= best_end[:, None])  # [B, S]
-    pieces = tf.ragged.boolean_mask(tf.gather(vocab, input_ids), in_span)  # [B, (A)]
-    text = tf.strings.reduce_join(pieces, axis=-1, separator=" ")
-    text = tf.strings.regex_replace(text, " ##", "")
-    null_odds = outputs.get("answerable_logit", tf.fill(tf.shape(best_start), -1e30))
-    answerable = null_odds <= qa_na_threshold
-    return {"answer": tf.where(answerable, text, ""), "start": best_start, "end": best_end,
-            "null_odds": tf.cast(null_odds, tf.float32)}
+    @tf.function(input_signature=_IDS_SIGNATURE)
+    def serve_ids(input_ids, input_mask, segment_ids):
+        inputs = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+        return qa_serving.answer_ids(run_head, vocab, inputs, config)
+
+    @tf.function(input_signature=[_text_spec("question"), _text_spec("context")])
+    def serve_text(question, context):
+        return qa_serving.answer_text(run_head, tokenizer, vocab, question, context, config)
+
+    return serve_ids, serve_text

@@ -60,7 +60,6 @@ import gzip
 import json
 import math
 import os
-import unicodedata
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -320,20 +319,19 @@ def read_qa_examples(task, data_dir, split: str, tfds_data_dir=None, skip_bad_an
 # Sub-token character offsets.
 
 
-def _normalized_chars(word: str, lower: bool, strip_accents: bool) -> tuple[str, list[int]]:
-    """`word` normalized character by character as the tokenizer normalizes text, and for each
-    normalized character the index of the word character it came from."""
+def _char_normalizations(tokenizer, words: Sequence[str]) -> dict[str, str]:
+    """Each distinct character of `words` as the tokenizer normalizes it on its own ("" when dropped)."""
+    chars = sorted({char for word in words for char in word})
+    return dict(zip(chars, ("".join(parts) for parts in tokenizer.split_words(chars)))) if chars else {}
+
+
+def _normalized_chars(word: str, normalizations: Mapping[str, str]) -> tuple[str, list[int]]:
+    """`word` normalized character by character, and for each normalized character the index of
+    the word character it came from."""
     chars, origins = [], []
     for index, char in enumerate(word):
-        if unicodedata.category(char) in ("Cc", "Cf") or char == "\ufffd":
-            continue  # the tokenizer drops these
-        if lower and strip_accents:
-            out = "".join(c for c in unicodedata.normalize("NFD", char.lower()) if unicodedata.category(c) != "Mn")
-        else:
-            out = unicodedata.normalize("NFC", char)
-            out = out.lower() if lower else out
-        chars.append(out)
-        origins.extend([index] * len(out))
+        chars.append(normalizations[char])
+        origins.extend([index] * len(normalizations[char]))
     return "".join(chars), origins
 
 
@@ -352,8 +350,10 @@ def word_pieces(tokenizer, words: Sequence[str]) -> dict[str, list[tuple[int, in
 
     The word's pieces are the WordPieces of its normalized words (the tokenizer's split_words),
     exactly what tokenizing the word gives. Offsets follow the normalization character by
-    character; a piece that cannot be traced gets its basic word's offsets, or, when the basic
-    words cannot be traced, the whole word's.
+    character (each character normalized on its own by the tokenizer's rules); a piece that
+    cannot be traced gets its basic word's offsets, or, when the basic words cannot be traced
+    (normalization across characters, such as NFC composition or a final sigma), the whole word's.
+    `qa_serving.context_pieces` computes the same in the graph.
     """
     unique = sorted(set(words))
     if not unique:
@@ -362,9 +362,10 @@ def word_pieces(tokenizer, words: Sequence[str]) -> dict[str, list[tuple[int, in
     distinct_basic = sorted({b for bs in basic_words for b in bs})
     basic_ids = dict(zip(distinct_basic, tokenizer.tokenize(distinct_basic))) if distinct_basic else {}
     unk = tokenizer.tokens[tokenizer.special_token_ids.unk]
+    normalizations = _char_normalizations(tokenizer, unique)
     result = {}
     for word, basics in zip(unique, basic_words):
-        normalized, origins = _normalized_chars(word, tokenizer.do_lower_case, tokenizer.strip_accents)
+        normalized, origins = _normalized_chars(word, normalizations)
         basic_ranges, cursor = [], 0  # normalized offsets of each basic word
         for basic in basics:
             if not normalized.startswith(basic, cursor):
@@ -420,6 +421,27 @@ def doc_spans(n_tokens: int, max_tokens: int, doc_stride: int) -> list[tuple[int
         start += min(length, doc_stride)
 
 
+def document_tokens(example: QAExample, pieces: Mapping[str, list]) -> tuple[list, list, list]:
+    """The example's document sub-tokens: their ids, word indices and (start, end) character spans
+    in the context, from `word_pieces` of its words."""
+    doc_ids, doc_words, doc_chars = [], [], []
+    for word_index, (word, word_start) in enumerate(zip(example.doc_words, example.word_starts)):
+        for token_id, start, end in pieces[word]:
+            doc_ids.append(token_id)
+            doc_words.append(word_index)
+            doc_chars.append((word_start + start, word_start + end))
+    return doc_ids, doc_words, doc_chars
+
+
+def _answer_tokens(example: QAExample, doc_chars: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    """The first and last document sub-tokens the training answer's characters overlap, or None."""
+    text = example.answer_text
+    first_char = example.answer_start + len(text) - len(text.lstrip())
+    end_char = example.answer_start + len(text.rstrip())
+    overlapping = [t for t, (s, e) in enumerate(doc_chars) if s < end_char and e > first_char]
+    return (overlapping[0], overlapping[-1]) if overlapping else None
+
+
 def featurize_qa(examples: Sequence[QAExample], tokenizer, max_seq_length: int, is_training: bool,
                  stats: DataStats | None = None, max_query_length: int = 64, doc_stride: int = 128) -> list[QAFeature]:
     """QAExamples to QAFeatures, one per doc span (see the module docstring).
@@ -444,22 +466,11 @@ def featurize_qa(examples: Sequence[QAExample], tokenizer, max_seq_length: int, 
         if len(question) > max_query_length:
             stats.truncated += 1
             question = question[:max_query_length]
-        doc_ids, doc_words, doc_chars = [], [], []
-        for word_index, (word, word_start) in enumerate(zip(example.doc_words, example.word_starts)):
-            for token_id, start, end in pieces[word]:
-                doc_ids.append(token_id)
-                doc_words.append(word_index)
-                doc_chars.append((word_start + start, word_start + end))
+        doc_ids, doc_words, doc_chars = document_tokens(example, pieces)
         answer_tokens = None  # (first, last) document sub-token of the training answer
         if is_training and not example.is_impossible and example.answer_start >= 0:
-            text = example.answer_text
-            first_char = example.answer_start + len(text) - len(text.lstrip())
-            end_char = example.answer_start + len(text.rstrip())
-            overlapping = [t for t, (s, e) in enumerate(doc_chars) if s < end_char and e > first_char]
-            if overlapping:
-                answer_tokens = (overlapping[0], overlapping[-1])
-            else:
-                stats.answers_without_tokens += 1
+            answer_tokens = _answer_tokens(example, doc_chars)
+            stats.answers_without_tokens += answer_tokens is None
         max_doc_tokens = max_seq_length - len(question) - 3
         if max_doc_tokens < 1:
             raise ValueError(f"max_seq_length {max_seq_length} leaves no room for the document after question "

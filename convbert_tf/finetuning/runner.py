@@ -298,7 +298,9 @@ class FinetuningRun:
                                    do_lower_case=hp.do_lower_case, strip_accents=hp.strip_accents,
                                    max_seq_length=hp.max_seq_length, max_query_length=hp.max_query_length,
                                    max_answer_length=hp.max_answer_length, qa_na_threshold=hp.qa_na_threshold,
-                                   overwrite=True)
+                                   doc_stride=hp.doc_stride, n_best_size=hp.n_best_size,
+                                   version_2=getattr(task, "version_2", False),
+                                   window_batch_size=hp.predict_batch_size, overwrite=True)
                 self.log(f"exported {path}")
         if hp.do_train and self.chief:
             outputs_lib.write_json(os.path.join(trial_dir, TRIAL_RESULTS_FILENAME),
