@@ -351,3 +351,32 @@ def test_recipe_hparams_default_to_the_original_and_check_their_values():
         resolve_finetuning_hparams({"loss_reduction": "avg"})
     with pytest.raises(ConfigError, match="chunk_span_rule must be one of 'original', 'conlleval'"):
         resolve_finetuning_hparams({"chunk_span_rule": "strict"})
+
+
+def test_a_pair_whose_second_text_has_no_tokens_takes_the_single_layout(tmp_path):
+    """As the original (`if tokens_b:`): "" or a text of no tokens gives [CLS] a [SEP] with the
+    T - 2 budget, the same inputs the exported model's in-graph packing makes."""
+    from convbert_tf.finetuning.tasks import Example
+    from convbert_tf.text_inputs import pack_token_ids
+
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(VOCAB) + "\n")
+    tokenizer = BertTokenizer.from_vocab_file(str(path))
+    specials = tokenizer.special_token_ids
+    texts = [("the movie was good", ""), ("the movie was good", "  "), ("the movie", "was good")]
+    examples = [Example("mrpc", "dev", i, f"dev-{i}", a, b, "1") for i, (a, b) in enumerate(texts)]
+    features = get_task("mrpc").featurize(examples, tokenizer, 6, is_training=False)
+    movie = list(tokenizer.tokenize(["the movie was good"])[0])
+    assert len(movie) == 4  # exactly the single budget T - 2: nothing is cut
+    for feature in features[:2]:
+        assert list(feature.input_ids) == [specials.cls] + movie + [specials.sep]
+        assert list(feature.segment_ids) == [0] * 6 and list(feature.input_mask) == [1] * 6
+    # A real pair keeps the pair layout: [CLS] a [SEP] b [SEP], b's segment 1, cut to T - 3.
+    assert list(features[2].segment_ids)[-2:] == [1, 1] and features[2].input_ids[3] == specials.sep
+
+    ids_a = tf.ragged.constant([movie] * 3, tf.int32)
+    ids_b = tf.ragged.constant([[], [], list(tokenizer.tokenize(["was good"])[0])], tf.int32)
+    ids_a = tf.concat([ids_a[:2], tf.ragged.constant([list(tokenizer.tokenize(["the movie"])[0])], tf.int32)], 0)
+    packed, _ = pack_token_ids(ids_a, ids_b, 6, specials.cls, specials.sep, specials.pad)
+    for key in ("input_ids", "input_mask", "segment_ids"):
+        np.testing.assert_array_equal(packed[key].numpy(), [getattr(f, key) for f in features], err_msg=key)

@@ -611,8 +611,8 @@ class GlueTask(Task):
                 raise ValueError(f"{self.name} example {example.guid} ({example.split}) has no label; "
                                  "training needs labelled examples")
             a = list(ids_a[index])
-            if example.text_b is not None:
-                b = list(ids_b[index])
+            b = list(ids_b.get(index, ()))
+            if b:  # as the original: a second text with no tokens takes the single layout
                 truncated = _truncate_pair(a, b, max_seq_length - 3)
                 tokens = [specials.cls] + a + [specials.sep] + b + [specials.sep]
                 segments = [0] * (len(a) + 2) + [1] * (len(b) + 1)
