@@ -179,3 +179,25 @@ def test_trials_report_the_median_and_keep_only_the_last_weights(tmp_path):
     log = out.getvalue()
     assert "trial 1: finished before on other data" in log and "trial 1: fine-tuning sst" in log, log
     assert "sst dev: 24 examples" in log and len(rerun["sst"]["trials"]) == 1
+
+
+def test_bad_rows_stop_the_run_naming_the_line_unless_the_skip_hparam_is_set(tmp_path):
+    """A malformed GLUE row is an error naming file and line whose advice works from --hparams."""
+    from convbert_tf.finetuning.runner import FinetuningRun
+    from convbert_tf.finetuning.tasks import DataError, get_task
+
+    data_dir = str(tmp_path)
+    write_sst(data_dir, n_train=8, n_dev=4)
+    with open(os.path.join(data_dir, "vocab.txt"), "w") as f:
+        f.write("\n".join(VOCAB) + "\n")
+    train = os.path.join(data_dir, "finetuning_data", "sst", "train.tsv")
+    with open(train, "a") as f:
+        f.write("a row with a label that is not one\tmaybe\n")  # line 10: header + 8 rows + this
+    task = get_task("sst")
+    strict = FinetuningRun(hparams(data_dir, task_names=["sst"], init_checkpoint="random"), CPU, out=open(os.devnull, "w"))
+    with pytest.raises(DataError, match=rf'{train}:10: .*"skip_bad_rows": true'):
+        strict.read(task, "train")
+    lenient = FinetuningRun(hparams(data_dir, task_names=["sst"], init_checkpoint="random", skip_bad_rows=True), CPU,
+                            out=open(os.devnull, "w"))
+    examples, features = lenient.read(task, "train")
+    assert len(examples) == len(features) == 8

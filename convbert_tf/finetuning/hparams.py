@@ -130,6 +130,12 @@ class FinetuningHParams(ModelHParams):
     """Default <data_dir>/models/<model_name>."""
     tfds_data_dir: str | None = None
     """Read GLUE/SQuAD from prepared tensorflow-datasets here instead of finetuning_data/."""
+    skip_bad_rows: bool = False
+    """Not in the original as a switch: skip (and count) malformed GLUE rows and CoNLL sentences
+    instead of stopping with an error naming the file and line (the original dropped them silently)."""
+    skip_bad_answers: bool = False
+    """Not in the original as a switch: skip (and count) QA training questions whose answer text is
+    not at its answer_start instead of stopping with an error naming the question."""
 
     # Not in the original.
     export: bool = True

@@ -156,7 +156,7 @@ class _Reader:
         if problem is not None:
             if self.split == "train" or not answers:
                 if not self.skip_bad_answers:
-                    raise DataError(f"{where}: question {qid}: {problem} (skip_bad_answers=True skips such "
+                    raise DataError(f"{where}: question {qid}: {problem} (the hparam \"skip_bad_answers\": true skips such "
                                     "questions)")
                 self.stats.skip(f"{where}: question {qid}", problem)
                 return

@@ -115,7 +115,8 @@ class FinetuningRun:
     def read(self, task, split):
         stats = DataStats()
         examples = task.read_examples(self.hp.data_dir, split, tfds_data_dir=self.hp.tfds_data_dir,
-                                      double_unordered=self.hp.double_unordered and split == "train", stats=stats)
+                                      double_unordered=self.hp.double_unordered and split == "train", stats=stats,
+                                      skip_bad_rows=self.hp.skip_bad_rows, skip_bad_answers=self.hp.skip_bad_answers)
         if self.hp.debug:
             examples = examples[:100]
         is_training = split == "train"

@@ -561,7 +561,7 @@ class GlueTask(Task):
                 label = self._parse_label(fields[layout.label]) if layout.label is not None else None
             except _BadRecord as e:
                 if not skip_bad_rows:
-                    raise DataError(f"{where}: {e} (skip_bad_rows=True skips such rows)") from None
+                    raise DataError(f"{where}: {e} (the hparam \"skip_bad_rows\": true skips such rows)") from None
                 stats.skip(where, str(e))
                 continue
             guid = fields[layout.index] if layout.index is not None else f"{split}-{number}"
@@ -778,7 +778,7 @@ class ChunkTask(Task):
                 self._check_tag(fields[-1])
             except _BadRecord as e:
                 if not skip_bad_rows:
-                    raise DataError(f"{where}: {e} (skip_bad_rows=True skips such sentences)") from None
+                    raise DataError(f"{where}: {e} (the hparam \"skip_bad_rows\": true skips such sentences)") from None
                 bad = (where, f"{e} (sentence skipped)")
         finish()
         stats.examples += len(examples)
