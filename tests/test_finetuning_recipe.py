@@ -380,3 +380,21 @@ def test_a_pair_whose_second_text_has_no_tokens_takes_the_single_layout(tmp_path
     packed, _ = pack_token_ids(ids_a, ids_b, 6, specials.cls, specials.sep, specials.pad)
     for key in ("input_ids", "input_mask", "segment_ids"):
         np.testing.assert_array_equal(packed[key].numpy(), [getattr(f, key) for f in features], err_msg=key)
+
+
+def test_finetuning_hparams_resolve_per_size_then_per_task_values_as_the_original():
+    """configure_finetuning.py: per-size values, then per-task ones only for a single task, then the user's."""
+    base_rte = resolve_finetuning_hparams({"model_size": "base", "task_names": ["rte"]})
+    assert (base_rte.learning_rate, base_rte.num_train_epochs, base_rte.max_seq_length) == (1e-4, 10.0, 128)
+    squad = resolve_finetuning_hparams({"model_size": "small", "task_names": ["squad"]})
+    assert (squad.learning_rate, squad.max_seq_length, squad.num_train_epochs, squad.write_test_outputs) == (
+        3e-4, 512, 2.0, False)
+    chunk = resolve_finetuning_hparams({"task_names": ["chunk"]})
+    assert (chunk.model_size, chunk.learning_rate, chunk.max_seq_length, chunk.linear_groups) == (
+        "medium-small", 3e-4, 256, 2)
+    several = resolve_finetuning_hparams({"task_names": ["rte", "sts"]})
+    assert (several.num_train_epochs, several.max_seq_length) == (3.0, 128)  # per-task values need one task
+    mine = resolve_finetuning_hparams({"task_names": ["rte"], "num_train_epochs": 2.0})
+    assert mine.num_train_epochs == 2.0
+    assert (mine.layerwise_lr_decay, mine.warmup_proportion, mine.weight_decay_rate, mine.train_batch_size) == (
+        0.8, 0.1, 0.01, 32)

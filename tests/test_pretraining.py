@@ -58,6 +58,8 @@ def test_hparams_follow_the_original_resolution(tmp_path):
     ('{"train_batch_size": 0}', ["train_batch_size"]),
     ('{"conv_kernel_size": 4}', ["conv_kernel_size"]),
     ("missing.json", ["missing.json"]),
+    ('{"untied_generator": false}', ["untied_generator"]),
+    ('{"untied_generator_embeddings": true}', ["untied_generator_embeddings"]),
 ])
 def test_bad_hparams_are_named(hparams, words):
     with pytest.raises(ConfigError) as err:
