@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf import flops
-from convbert_tf.ablation import budget, experiment, init, report, runs
+from convbert_tf.ablation import budget, data, experiment, init, report, runs
 from convbert_tf.ablation.settings import AblationSettings, base_hparams, plan_runs, pretraining_hparams, train_steps
 from convbert_tf.ablation.variants import LADDER, Variant, parse_variants
 from convbert_tf.config import ConfigError
@@ -69,7 +69,7 @@ def test_user_variants_as_json():
     ("", "--variants is empty"),
 ])
 def test_bad_variants_are_errors_that_say_what_is_wrong(text, message):
-    with pytest.raises(ConfigError, match=None) as error:
+    with pytest.raises(ConfigError) as error:
         parse_variants(text)
     assert message in str(error.value)
 
@@ -86,6 +86,24 @@ def test_model_size_json_overrides_its_preset_and_refuses_what_the_ablation_sets
         with pytest.raises(ConfigError) as error:
             base_hparams(text)
         assert message in str(error.value)
+
+
+def test_options_that_exclude_each_other_and_missing_tasks_are_errors(tmp_path):
+    for options, message in ((dict(corpus_dir="a", data_dir="b"), "exactly one of --corpus_dir"),
+                             (dict(data_dir="b", num_train_steps=5, flops_budget="1e9"), "at most one of"),
+                             (dict(data_dir=str(tmp_path), finetune_trials=0), "--finetune_trials")):
+        with pytest.raises(ConfigError) as error:
+            experiment.make_settings(output_dir=str(tmp_path / "out"), variants="bert", **options)
+        assert message in str(error.value)
+    write_sst(str(tmp_path))
+    os.makedirs(tmp_path / "finetuning_data" / "notes")
+    assert data.finetune_tasks(["all"], str(tmp_path)) == ("sst",)
+    assert data.finetune_tasks(["sst"], str(tmp_path)) == ("sst",)
+    for requested, message in ((["cola"], "finetuning_data/cola does not exist"), (["glue"], "unknown task 'glue'")):
+        with pytest.raises(ConfigError) as error:
+            data.finetune_tasks(requested, str(tmp_path))
+        assert message in str(error.value)
+    assert "no task directory" in str(pytest.raises(ConfigError, data.finetune_tasks, ["all"], str(tmp_path / "x")).value)
 
 
 # ----- compute ---------------------------------------------------------------------------------
@@ -168,8 +186,10 @@ def test_primary_metric_is_what_electra_reports():
 # ----- skip logic ------------------------------------------------------------------------------
 def test_finished_runs_are_reused_and_new_seeds_or_changed_hparams_are_not(tmp_path):
     settings = tiny_settings(tmp_path, seeds=(0, 1))
-    first, second = plan_runs(settings)[:2]
-    assert (first.seed, second.seed) == (0, 1)
+    plans = plan_runs(settings)
+    assert [(p.variant.name, p.seed) for p in plans] == [("bert", 0), ("+grouped_ffn", 0), ("bert", 1),
+                                                         ("+grouped_ffn", 1)]
+    first, second = plans[0], plans[2]
     os.makedirs(first.hp.model_dir)
     runs.check_run_record(first)
     with open(os.path.join(first.hp.model_dir, runs.RESULT), "w") as f:

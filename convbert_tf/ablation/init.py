@@ -16,6 +16,7 @@ can show that every variant of a seed saw the same data.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import itertools
@@ -59,21 +60,16 @@ def initial_weights(hp: PretrainingHParams, references, strategy, out=None) -> t
     weights = network_weights(run)
     sources = {}
     for name, reference_hp in references:
-        if reference_hp.model_config() == hp.model_config():
-            drawn = {key: None for key in weights}  # the run's own draw
-        else:
-            reference = trainer.Pretraining(reference_hp, strategy, out=io.StringIO())
-            drawn = {key: weight.numpy() for key, weight in network_weights(reference).items() if key in weights}
-            del reference
-        for key, value in drawn.items():
-            if key not in sources:
+        if reference_hp.model_config() == hp.model_config():  # the run's own draw: it has every weight
+            sources.update({key: name for key in weights if key not in sources})
+            break
+        reference = trainer.Pretraining(reference_hp, strategy, out=io.StringIO())
+        for key, weight in network_weights(reference).items():
+            if key in weights and key not in sources:
                 sources[key] = name
-                if value is not None:
-                    weights[key].assign(value)
-    counts = {}
-    for key in weights:
-        counts[sources.get(key, "own")] = counts.get(sources.get(key, "own"), 0) + 1
-    return run, counts
+                weights[key].assign(weight.numpy())
+        del reference
+    return run, dict(collections.Counter(sources.get(key, "own") for key in weights))
 
 
 def batch_digest(run: trainer.Pretraining, num_batches: int = DIGEST_BATCHES) -> str:

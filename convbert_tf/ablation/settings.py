@@ -190,11 +190,12 @@ def train_steps(settings: AblationSettings) -> tuple[dict, dict]:
 
 
 def plan_runs(settings: AblationSettings) -> list:
-    """Every run of the ablation, variants in order, then seeds."""
+    """Every run of the ablation, seed by seed and within a seed every variant in order: an
+    interrupted ablation has whole seeds to compare, and no variant runs only first in the process."""
     steps, flops = train_steps(settings)
     plans = []
-    for variant in settings.variants:
-        for seed in settings.seeds:
+    for seed in settings.seeds:
+        for variant in settings.variants:
             hp = pretraining_hparams(settings, variant, seed, steps[variant.name])
             plans.append(RunPlan(
                 variant=variant, seed=seed, hp=hp, step_flops=flops[variant.name],
