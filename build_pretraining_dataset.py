@@ -3,6 +3,9 @@
 Example:
   python build_pretraining_dataset.py --corpus_dir=corpus/ --output_dir=pretrain_tfrecords/ \
       --vocab_file=vocab.txt --num_processes=4
+
+Exit code 1: a bad input (the message names the file, line or flag), or an unexpected error (one
+line; the traceback is written to a file in the temp directory).
 """
 import os
 import sys
@@ -12,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 from absl import app
 from absl import flags
 
+from convbert_tf.cli_errors import exit_on_error
 from convbert_tf.data import pretraining_dataset
 
 flags.DEFINE_string("corpus_dir", None, "Directory of UTF-8 text files, one sentence/paragraph per line.")
@@ -45,29 +49,28 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     printer = pretraining_dataset.ProgressPrinter(sys.stderr)
-    try:
-        summary = pretraining_dataset.build_pretraining_dataset(
-            FLAGS.corpus_dir,
-            FLAGS.output_dir,
-            FLAGS.vocab_file,
-            vocab_size=FLAGS.vocab_size,
-            max_seq_length=FLAGS.max_seq_length,
-            num_processes=FLAGS.num_processes,
-            num_output_files=FLAGS.num_output_files,
-            blanks_separate_docs=FLAGS.blanks_separate_docs,
-            do_lower_case=FLAGS.do_lower_case,
-            strip_accents=FLAGS.strip_accents,
-            seed=FLAGS.seed,
-            on_bad_utf8=FLAGS.on_bad_utf8,
-            original_segment_bug=FLAGS.original_segment_bug,
-            progress=printer,
-            log=lambda message: print(message, file=sys.stderr),
-        )
-    except pretraining_dataset.DatasetBuildError as e:
-        printer.finish()
-        print(f"build_pretraining_dataset.py: error: {e}", file=sys.stderr)
-        return 1
-    printer.finish()
+    with exit_on_error("build_pretraining_dataset.py", "building pretraining records",
+                       f"--corpus_dir {FLAGS.corpus_dir}"):
+        try:
+            summary = pretraining_dataset.build_pretraining_dataset(
+                FLAGS.corpus_dir,
+                FLAGS.output_dir,
+                FLAGS.vocab_file,
+                vocab_size=FLAGS.vocab_size,
+                max_seq_length=FLAGS.max_seq_length,
+                num_processes=FLAGS.num_processes,
+                num_output_files=FLAGS.num_output_files,
+                blanks_separate_docs=FLAGS.blanks_separate_docs,
+                do_lower_case=FLAGS.do_lower_case,
+                strip_accents=FLAGS.strip_accents,
+                seed=FLAGS.seed,
+                on_bad_utf8=FLAGS.on_bad_utf8,
+                original_segment_bug=FLAGS.original_segment_bug,
+                progress=printer,
+                log=lambda message: print(message, file=sys.stderr),
+            )
+        finally:
+            printer.finish()  # ends the progress line before any message
     stats = summary.stats
     learned = ", learned from the corpus" if summary.vocab_learned else ""
     print(f"files:            {stats.files}")

@@ -947,6 +947,13 @@ def _library_errors() -> tuple:
     return (ConfigError, CheckpointError, DataError, FloatingPointError, tf.errors.OpError)
 
 
+def _report_unexpected(error: Exception, paths: Paths) -> int:
+    """The last resort: one line naming the run, the traceback written to a file; returns 1."""
+    from convbert_tf.cli_errors import Operation, report_unexpected
+
+    return report_unexpected(error, Operation("quickstart.py", "the quickstart", f"--output_dir {paths.root}"))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
@@ -959,6 +966,8 @@ def main(argv):
     except QuickstartError as e:
         print(f"quickstart.py: error: {e}", file=sys.stderr)
         return 1
+    except Exception as e:
+        return _report_unexpected(e, paths)
     print(f"ConvBERT quickstart into {_display(paths.root)}/ ({'--quick, ' if settings.quick else ''}"
           f"{settings.pretrain_steps} pretraining steps, {settings.finetune_epochs:g} fine-tuning epochs)")
     try:
@@ -978,7 +987,7 @@ def main(argv):
         return 1
     except Exception as e:
         if not isinstance(e, _library_errors()):
-            raise
+            return _report_unexpected(e, paths)
         print(f"quickstart.py: error: {type(e).__name__}: {e}", file=sys.stderr)
         if "No space left" in str(e):
             print(f"the disk of {paths.root} is full: free some space and rerun the same command to resume",

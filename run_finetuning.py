@@ -10,11 +10,10 @@ and writes to <data_dir>/models/<model_name>/: finetuning_models/<tasks>_model_<
 (checkpoint, dev_predictions/, test_predictions/, saved_model/<task>/) and
 results/<tasks>_results.{txt,json} with every trial and the median. Every hparam of the
 original configure_finetuning.py is accepted in --hparams with the original names. Exit code 1
-is a setup or data error, 2 a non-finite loss, 76 a worker of a multi-worker run lost (restart
-all workers with the same command).
+is a setup or data error, or an unexpected one (one line, the traceback in a file in
+<data_dir>/models/<model_name>/), 2 a non-finite loss, 76 a worker of a multi-worker run lost
+(restart all workers with the same command).
 """
-
-import sys
 
 from absl import app, flags, logging
 
@@ -41,17 +40,17 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    from convbert_tf.checkpoints import CheckpointError
-    from convbert_tf.config import ConfigError
-    from convbert_tf.distribute import (WORKER_LOST_EXIT_CODE, WorkerLostError, get_strategy, set_mixed_precision,
-                                        worker_lost_error)
-    from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-    from convbert_tf.finetuning.runner import run_finetuning
-    from convbert_tf.finetuning.tasks import DataError
+    from convbert_tf.cli_errors import exit_on_error
 
-    try:
+    with exit_on_error("run_finetuning.py", "fine-tuning", f"--data_dir {FLAGS.data_dir}") as operation:
+        from convbert_tf.distribute import get_strategy, set_mixed_precision, worker_lost_error
+        from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
+        from convbert_tf.finetuning.runner import run_finetuning
+
         hp = resolve_finetuning_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
                                         tpu_name=FLAGS.tpu, tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
+        operation.source = f"tasks {', '.join(hp.task_names)} in {hp.data_dir}"
+        operation.traceback_dir = hp.model_dir
         strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project,
                                 collective_timeout_s=FLAGS.collective_timeout_s)
         set_mixed_precision(FLAGS.mixed_precision, strategy)
@@ -62,15 +61,6 @@ def main(argv):
             if lost is None:
                 raise
             raise lost from None
-    except (ConfigError, CheckpointError, DataError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except FloatingPointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except WorkerLostError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(WORKER_LOST_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ build_pretraining_dataset.py), writes checkpoints, config.json, hparams.json and
 events to <data_dir>/models/<model_name>/, resuming from the latest checkpoint there. On
 SIGTERM (preemption) it saves a checkpoint and exits with code 75; rerun to resume. Exit code
 1 is a setup or data error (the message says what, e.g. the file and position of a corrupt
-record; --bad_records=skip skips and counts such records), 2 a non-finite loss, 76 a worker of a
-multi-worker run lost (restart all workers with the same command to resume). Every
+record; --bad_records=skip skips and counts such records) or an unexpected one (one line, the
+traceback in a file in the run's directory), 2 a non-finite loss, 76 a worker of a multi-worker
+run lost (restart all workers with the same command to resume). Every
 hparam of the original configure_pretraining.py is accepted in --hparams (a JSON string or a
 .json path) with the original names and defaults.
 """
@@ -48,17 +49,21 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    from convbert_tf.checkpoints import CheckpointError
-    from convbert_tf.config import ConfigError
-    from convbert_tf.distribute import WORKER_LOST_EXIT_CODE, WorkerLostError, get_strategy, set_mixed_precision
-    from convbert_tf.pretraining import trainer
-    from convbert_tf.pretraining.hparams import resolve_hparams
-    from convbert_tf.run_guard import PREEMPTED_EXIT_CODE
+    from convbert_tf.cli_errors import exit_on_error
 
-    try:
+    with exit_on_error("run_pretraining.py", "pretraining", f"--data_dir {FLAGS.data_dir}",
+                       also_known=(ValueError,)) as operation:
+        from convbert_tf.distribute import get_strategy, set_mixed_precision
+        from convbert_tf.pretraining import trainer
+        from convbert_tf.pretraining.hparams import resolve_hparams
+        from convbert_tf.run_guard import PREEMPTED_EXIT_CODE
+
         hp = resolve_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
                              init_checkpoint=FLAGS.init_checkpoint, bad_records=FLAGS.bad_records, tpu_name=FLAGS.tpu,
                              tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)
+        operation.action = "pretraining eval" if hp.do_eval else "pretraining"
+        operation.source = f"records {hp.eval_tfrecords or hp.pretrain_tfrecords}"
+        operation.traceback_dir = hp.model_dir
         strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project,
                                 collective_timeout_s=FLAGS.collective_timeout_s)
         set_mixed_precision(FLAGS.mixed_precision, strategy)
@@ -66,15 +71,6 @@ def main(argv):
             trainer.evaluate(hp, strategy)
         elif trainer.train(hp, strategy, jit_compile=FLAGS.jit_compile).get("preempted"):
             sys.exit(PREEMPTED_EXIT_CODE)
-    except (ConfigError, CheckpointError, ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except FloatingPointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except WorkerLostError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(WORKER_LOST_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@
 to_tf2 writes `<output>/ckpt-<step>` (the encoder) and `<output>/config.json`; to_original
 writes a TF1 name-based checkpoint with the original names, readable by the original code and
 its converters. Generator and head weights in an original pretraining checkpoint are not
-needed by the encoder; continued pretraining reads the original checkpoint directly.
+needed by the encoder; continued pretraining reads the original checkpoint directly. Exit code
+1: a bad input (the message names it) or an unexpected error (one line; the traceback is written
+to a file in the temp directory).
 """
 
 import os
-import sys
 
 from absl import app, flags
 
@@ -49,16 +50,13 @@ def convert(direction, input_path, output, config=None, overwrite=False):
 
 def main(argv):
     del argv
-    from convbert_tf.checkpoints import CheckpointError
-    from convbert_tf.config import ConfigError
+    from convbert_tf.cli_errors import exit_on_error
+
     for name in ("input", "output"):
         if not getattr(FLAGS, name):
             raise app.UsageError(f"--{name} is required")
-    try:
+    with exit_on_error("convbert_tf.convert", f"converting a checkpoint {FLAGS.direction}", f"--input {FLAGS.input}"):
         written = convert(FLAGS.direction, FLAGS.input, FLAGS.output, FLAGS.config, FLAGS.overwrite)
-    except (CheckpointError, ConfigError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
     print(f"wrote {written}")
 
 

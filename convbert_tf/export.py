@@ -234,7 +234,10 @@ def run(flag_values):
 
 def main(argv):
     del argv
-    run(flags.FLAGS)
+    from convbert_tf.cli_errors import exit_on_error
+
+    with exit_on_error("convbert_tf.export", "exporting a SavedModel", f"--checkpoint {flags.FLAGS.checkpoint}"):
+        run(flags.FLAGS)
 
 
 if __name__ == "__main__":
