@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -107,9 +106,10 @@ def test_pipeline_leaves_out_exactly_the_bad_records(tmp_path):
     flip_byte(files[1], offset_of(good_records(10, start=30), 6) + 14)  # record 6 of b is corrupt
     with pytest.raises(tf.errors.OpError):  # without exclusions the pipeline fails
         list(input_pipeline.pretraining_dataset(files, 1, T, is_training=False))
-    found = input_pipeline.find_bad_records(files, T, first_only=False)
-    dataset = input_pipeline.pretraining_dataset(files, 1, T, is_training=False,
-                                                 exclude={b.path: b for b in found})
+    bad_records = input_pipeline.BadRecordTracker("skip")
+    found = input_pipeline.find_bad_records(files, T, first_only=False, scanned=bad_records.scanned)
+    assert [b.path for b in found] == files
+    dataset = input_pipeline.pretraining_dataset(files, 1, T, is_training=False, bad_records=bad_records)
     read = sorted(int(batch["input_ids"][0, 0]) for batch in dataset)
     assert read == [i for i in range(10, 20) if i != 12] + list(range(30, 36))
 
@@ -144,25 +144,26 @@ def test_locating_a_pipeline_error_names_the_record_or_excludes_it(damaged_data_
     data_dir, train_file, offset = damaged_data_dir
     error = pipeline_error([train_file])
     logs = []
-    run = types.SimpleNamespace(hp=tiny(data_dir, "x"), log=logs.append)
     with pytest.raises(input_pipeline.BadRecordError, match=re.escape(
             f"{train_file}: record 10 (byte offset {offset}) has feature 'input_ids' of length {SEQ_LENGTH - 1}")
             + ".*Training stopped at step 3.*--bad_records=skip"):
-        trainer.locate_bad_records(run, [train_file], {}, error, "Training stopped at step 3")
+        input_pipeline.BadRecordTracker("fail", logs.append).locate([train_file], SEQ_LENGTH, error,
+                                                                    "Training stopped at step 3")
 
-    run = types.SimpleNamespace(hp=tiny(data_dir, "x", bad_records="skip"), log=logs.append)
+    bad_records = input_pipeline.BadRecordTracker("skip", logs.append)
     good_file = write(tmp_path / "good.tfrecord", [example([2, 5, 3], SEQ_LENGTH).SerializeToString()] * 3)
-    scanned = {}
-    excluded = trainer.locate_bad_records(run, [good_file, train_file], scanned, error, "")
-    assert list(excluded) == [train_file] and scanned[good_file] is None
-    assert (excluded[train_file].readable, excluded[train_file].unparseable) == (63, (10,))
+    bad_records.locate([good_file, train_file], SEQ_LENGTH, error, "")
+    assert list(bad_records.excluded) == [train_file] and bad_records.scanned[good_file] is None
+    assert (bad_records.excluded[train_file].readable, bad_records.excluded[train_file].unparseable) == (63, (10,))
     assert logs[-1].startswith(f"skipping: {train_file}: record 10")
+    assert bad_records.summary() == "skipped 2 bad record(s) in 1 file(s)"  # the misshapen record, the cut tail
     with pytest.raises(tf.errors.OpError):  # nothing new to exclude: the error is not about these records
-        trainer.locate_bad_records(run, [good_file, train_file], scanned, error, "")
+        bad_records.locate([good_file, train_file], SEQ_LENGTH, error, "")
 
-    hopeless = write(tmp_path / "hopeless.tfrecord", [serialized(1, length=5)] * 4)
-    with pytest.raises(input_pipeline.BadRecordError, match="no good record is left in the 1 file.*hopeless"):
-        trainer.locate_bad_records(run, [hopeless], {}, error, "")
+    hopeless = write(tmp_path / "hopeless.tfrecord", [b"\xff\x00 not a proto"] * 4)
+    with pytest.raises(input_pipeline.BadRecordError, match="^no file holds a readable record: .*hopeless.tfrecord "
+                                                            r"\(0 empty or too short, 1 with bad records\)"):
+        input_pipeline.pretraining_dataset(hopeless, 1, SEQ_LENGTH, is_training=True, bad_records=bad_records)
 
 
 @pytest.mark.slow  # an in-process training run: 10-20 s
@@ -197,20 +198,82 @@ def test_bad_records_hparam_is_checked():
         resolve_hparams(dict(TINY_HPARAMS, bad_records="ignore"), data_dir="/tmp", model_name="x")
 
 
-@pytest.mark.slow
-def test_script_exits_1_naming_the_bad_record_and_skips_with_the_flag(damaged_data_dir):
-    data_dir, train_file, _ = damaged_data_dir
-    hparams = json.dumps(dict(TINY_HPARAMS, num_train_steps=2, iterations_per_loop=1))
-    command = [sys.executable, "run_pretraining.py", f"--data_dir={data_dir}", f"--hparams={hparams}"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    failed = subprocess.run(command + ["--model_name=script_fails"], cwd=ROOT, capture_output=True, text=True,
-                            env=env, timeout=300)
-    assert failed.returncode == 1
-    assert f"error: {train_file}: record 10" in failed.stderr and "Traceback" not in failed.stderr
-    skipped = subprocess.run(command + ["--model_name=script_skips", "--bad_records=skip"], cwd=ROOT,
-                             capture_output=True, text=True, env=env, timeout=300)
-    assert skipped.returncode == 0, skipped.stderr[-2000:]
-    assert "skipped 2 bad record(s) in 1 file(s)" in skipped.stdout
+@pytest.fixture(scope="module")
+def first_shard_damaged(tmp_path_factory):
+    """Three files, each damaged: the first has a flipped byte in record 0's data (the start-up
+    check reads it), the second a misshapen record 2 and a cut in record 5 (the training reader
+    meets them in its first batch), the third (held out for eval) a flipped byte in record 40's
+    length field."""
+    data_dir = write_data_dir(str(tmp_path_factory.mktemp("first_shard")), num_files=3, records_per_file=64)
+    files = [os.path.join(data_dir, "pretrain_tfrecords", f"pretrain_data.tfrecord-{i}-of-3") for i in range(3)]
+    records = [[bytes(r.numpy()) for r in tf.data.TFRecordDataset(f)] for f in files]
+    flip_byte(files[0], 12 + 5)
+    records[1][2] = example([2, 5, 5, 3], SEQ_LENGTH - 1).SerializeToString()
+    write(files[1], records[1])
+    with open(files[1], "r+b") as f:
+        f.truncate(offset_of(records[1], 5) + 20)
+    flip_byte(files[2], offset_of(records[2], 40) + 1)
+    return data_dir, files, offset_of(records[2], 40)
+
+
+def run_script(data_dir, model_name, *flags, **hparams):
+    hparams = json.dumps(dict(TINY_HPARAMS, num_train_steps=2, iterations_per_loop=1, **hparams))
+    command = [sys.executable, "run_pretraining.py", f"--data_dir={data_dir}", f"--model_name={model_name}",
+               f"--hparams={hparams}", *flags]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+@pytest.mark.slow  # four runs of the script: a minute
+def test_script_stops_at_a_damaged_first_shard_or_skips_it_and_evaluates_past_a_damaged_eval_file(
+        first_shard_damaged):
+    data_dir, files, eval_offset = first_shard_damaged
+    failed = run_script(data_dir, "script_fails")
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert (f"run_pretraining.py: error: {files[0]}: record 0 (byte offset 0) cannot be read (corrupted record at "
+            "12); the file is truncated or corrupt from here on. The start-up check found it before training. "
+            "Rebuild or remove that file, or pass --bad_records=skip") in failed.stderr
+
+    skipped = run_script(data_dir, "script_skips", "--bad_records=skip")
+    assert skipped.returncode == 0, skipped.stderr[-3000:]
+    assert f"skipping: {files[0]}: record 0 (byte offset 0) cannot be read" in skipped.stdout
+    assert f"skipping: {files[1]}: record 2 " in skipped.stdout
+    assert "skipped 3 bad record(s) in 2 file(s)" in skipped.stdout  # record 0 of one, record 2 and the cut
+
+    evaluation = dict(do_train=False, do_eval=True, num_eval_steps=100)
+    failed = run_script(data_dir, "script_skips", **evaluation)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert (f"run_pretraining.py: error: {files[2]}: record 40 (byte offset {eval_offset}) cannot be read "
+            "(corrupted record at") in failed.stderr
+    assert "Evaluation stopped after 5 batches" in failed.stderr
+    skipped = run_script(data_dir, "script_skips", "--bad_records=skip", **evaluation)
+    assert skipped.returncode == 0, skipped.stderr[-3000:]
+    assert "eval: skipped 1 bad record(s) in 1 file(s)" in skipped.stdout
+    assert "eval_batches 5," in skipped.stdout  # the 40 records before the damage, in batches of 8
+
+
+@pytest.mark.slow  # a two-worker cluster: a minute
+def test_each_worker_skips_the_bad_records_it_reads_and_keeps_in_step(tmp_path):
+    """Two workers, one training file each: only worker 1 reads the misshapen record. It skips it
+    between two steps (the others wait in the next step's collectives) and the run finishes."""
+    from tests.test_multi_worker import Cluster, _read, _wait_all
+
+    data_dir = write_data_dir(str(tmp_path / "data"), num_files=3, records_per_file=64)
+    damaged = os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord-1-of-3")
+    records = [bytes(r.numpy()) for r in tf.data.TFRecordDataset(damaged)]
+    records[20] = example([2, 5, 5, 3], SEQ_LENGTH - 1).SerializeToString()
+    write(damaged, records)
+    hparams = dict(TINY_HPARAMS, num_train_steps=6, iterations_per_loop=2, train_batch_size=16, bad_records="skip")
+    cluster = Cluster(str(tmp_path), data_dir, 2, hparams, "two_skip")
+    procs, stems = cluster.start()
+    _wait_all(procs, timeout=400)
+    for p, stem in zip(procs, stems):
+        assert p.returncode == 0, _read(stem + ".err")[-3000:]
+    assert os.path.basename(tf.train.latest_checkpoint(cluster.model_dir)) == "ckpt-6"
+    worker_1 = _read(stems[1] + ".out")
+    assert f"worker 1: skipping: {damaged}: record 20 (byte offset {offset_of(records, 20)})" in worker_1
+    assert "worker 1: skipped 1 bad record(s) in 1 file(s)" in worker_1
+    assert "skipping" not in _read(stems[0] + ".out")
 
 
 # ----- setup: unwritable or full model_dir ----------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf.pretraining.input_pipeline import (
-    check_record_length,
+    check_first_records,
     expand_file_patterns,
     pretraining_dataset,
 )
@@ -115,9 +115,9 @@ def test_wrong_length_names_file_and_both_lengths(tmp_path):
     path = write_records(tmp_path / "short.tfrecord", make_rows(1, 3, length=6))
     with pytest.raises(ValueError, match=r"short\.tfrecord.*length 6.*max_seq_length is 8"):
         pretraining_dataset(path, 2, T, is_training=True)
-    with pytest.raises(ValueError, match="length 6"):
-        check_record_length(path, 8)
-    check_record_length(path, 6)
+    with pytest.raises(ValueError, match="length 6.*set max_seq_length to 6"):
+        check_first_records([path], 8)
+    assert check_first_records([path], 6) == path
 
 
 def test_no_files_names_the_patterns(tmp_path):

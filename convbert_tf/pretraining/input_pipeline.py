@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -62,25 +62,6 @@ def describe_record_problem(serialized: bytes, max_seq_length: int) -> str | Non
         if found != max_seq_length:
             return f"has feature {key!r} of length {found}, but max_seq_length is {max_seq_length}"
     return None
-
-
-def check_record_length(path: str, max_seq_length: int) -> None:
-    """Reads the first record of `path` and checks its three features have length T.
-
-    An empty file passes (there is nothing to check).
-
-    Raises:
-        ValueError: naming the file, the feature, the length found and the expected
-            max_seq_length, when a feature is missing or has another length.
-    """
-    for serialized in tf.data.TFRecordDataset(path).take(1):
-        problem = describe_record_problem(serialized.numpy(), max_seq_length)
-        if problem is not None:
-            raise ValueError(
-                f"{path}: the first record {problem}; pretraining records need int64 features "
-                f"{list(FEATURE_KEYS)} of length max_seq_length. Rebuild the records with "
-                f"--max_seq_length {max_seq_length}, or set max_seq_length to the records' length."
-            )
 
 
 # ----- bad records: finding them after the pipeline failed, and leaving them out ---------------
@@ -204,6 +185,193 @@ def find_bad_records(files: Sequence[str], max_seq_length: int, *, first_only: b
     return found
 
 
+@dataclasses.dataclass
+class BadRecordTracker:
+    """A run's handling of bad records, shared by every reader of its records (the start-up
+    check, training, eval), and what it has found of them.
+
+    Attributes:
+        mode: "fail" (a bad record stops the run with BadRecordError naming it) or "skip" (it is
+            left out and counted).
+        report: called with each line about bad records: a failed read, a file whose bad
+            records are skipped, a summary.
+        scanned: file -> its `BadRecords`, or None for a file found good; each file is scanned at
+            most once per run.
+    """
+
+    mode: str = "fail"
+    report: Callable[[str], None] = print
+    scanned: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mode not in BAD_RECORDS_CHOICES:
+            raise ValueError(f"bad_records is {self.mode!r}; use one of {list(BAD_RECORDS_CHOICES)}")
+
+    @property
+    def excluded(self) -> dict:
+        """The bad records to leave out, by file (see `pretraining_dataset`)."""
+        return {path: bad for path, bad in self.scanned.items() if bad is not None}
+
+    @property
+    def count(self) -> int:
+        return sum(bad.count for bad in self.excluded.values())
+
+    def summary(self) -> str:
+        return f"skipped {self.count} bad record(s) in {len(self.excluded)} file(s)"
+
+    def handle(self, bad: BadRecords, max_seq_length: int, where: str) -> None:
+        """Under "fail", raises BadRecordError naming the file's first bad record and `where` it
+        was found; under "skip", reports it (it is left out from now on, being in `scanned`)."""
+        message = describe_bad_records(bad, max_seq_length)
+        if self.mode == "fail":
+            raise BadRecordError(
+                f"{message}. {where}. Rebuild or remove that file, or pass --bad_records=skip (\"bad_records\": "
+                "\"skip\" in --hparams) to leave bad records out and count them")
+        self.report(f"skipping: {message}")
+
+    def locate(self, files: Sequence[str], max_seq_length: int, error: tf.errors.OpError, where: str) -> None:
+        """After a reader of `files` failed with `error`: scans the files not scanned yet, in
+        order, up to the first with a bad record, and handles that one (see `handle`).
+
+        Raises:
+            `error` again when no file holds a bad record (the failure is not the data's).
+        """
+        self.report(f"the input pipeline failed ({type(error).__name__}); looking for bad records in "
+                    f"{len(files)} file(s)")
+        found = find_bad_records(files, max_seq_length, first_only=True, scanned=self.scanned)
+        if not found:
+            raise error
+        self.handle(found[0], max_seq_length, where)
+
+
+def _written_length(serialized: bytes) -> int | None:
+    """The length of a record's three int64 features; None unless it has all three, of one length."""
+    try:
+        features = tf.train.Example.FromString(serialized).features.feature
+    except DecodeError:
+        return None
+    if not all(key in features and features[key].WhichOneof("kind") == "int64_list" for key in FEATURE_KEYS):
+        return None
+    lengths = {len(features[key].int64_list.value) for key in FEATURE_KEYS}
+    return lengths.pop() if len(lengths) == 1 else None
+
+
+def _read_first_records(path: str, count: int, max_seq_length: int) -> tuple[int, bool]:
+    """Reads up to `count` first records of `path`: (how many were good, whether a bad one followed).
+
+    Raises:
+        ValueError: the first record is well-formed but of another length than max_seq_length
+            (the records were written for another length: a setting to fix, not a bad record).
+    """
+    good = 0
+    try:
+        for record in tf.data.TFRecordDataset(path).take(count):
+            serialized = record.numpy()
+            problem = describe_record_problem(serialized, max_seq_length)
+            if problem is None:
+                good += 1
+                continue
+            length = _written_length(serialized)
+            if length is None or good:
+                return good, True
+            raise ValueError(
+                f"{path}: record {good} {problem}; pretraining records need int64 features {list(FEATURE_KEYS)} "
+                f"of length max_seq_length. Rebuild the records with --max_seq_length {max_seq_length}, or set "
+                f"max_seq_length to {length}, the records' length.")
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):  # a truncated or corrupt record
+        return good, True
+    return good, False
+
+
+def check_first_records(files: Sequence[str], max_seq_length: int, bad_records: BadRecordTracker | None = None,
+                        *, count: int = 1, where: str = "The input pipeline's start-up check found it") -> str:
+    """The start-up check of an input pipeline: finds, in file order, a file whose first `count`
+    records can be read and parsed, and checks their length. Normally one record is read.
+
+    An empty file (the dataset builder writes empty shards when there are fewer examples than
+    files) is passed over. A file with a bad record among its first `count` is scanned and handed
+    to `bad_records`: under "fail" that raises; under "skip" its bad records are counted and left
+    out, and the check moves on unless `count` of its records are good.
+
+    Args:
+        files: TFRecord files, in the order the pipeline reads them.
+        max_seq_length: T.
+        bad_records: the run's bad-record handling (a new "fail" one if None).
+        count: good records a file must hold: 1, or k + 1 for input pipeline k when the
+            pipelines split every file's records between them.
+        where: what the message of a bad record says about where it was found.
+
+    Returns:
+        The file found.
+
+    Raises:
+        BadRecordError: a bad record under "fail" (naming the file, record and byte offset); no
+            file holds `count` good records (naming the files).
+        ValueError: the records were written for another max_seq_length (naming both lengths).
+    """
+    bad_records = bad_records if bad_records is not None else BadRecordTracker()
+    for path in files:
+        if bad_records.scanned.get(path) is None:  # not scanned, or scanned and found good
+            good, bad = _read_first_records(path, count, max_seq_length)
+            if not bad:
+                if good == count:
+                    return path
+                continue  # too few records: an empty (or short) file
+            bad_records.scanned[path] = scan_file(path, max_seq_length)
+            bad_records.handle(bad_records.scanned[path], max_seq_length, where)
+        found = bad_records.scanned[path]
+        if found.readable - len(found.unparseable) >= count:
+            return path
+    with_bad = sum(bad_records.scanned.get(f) is not None for f in files)
+    what = "a readable record" if count == 1 else (
+        f"{count} readable records (input pipeline {count - 1} reads every few records of each file, "
+        f"from record {count - 1} on)")
+    raise BadRecordError(
+        f"no file holds {what}: {_name_files(files)} ({len(files) - with_bad} empty or too short, {with_bad} "
+        "with bad records); rebuild them with build_pretraining_dataset.py, or point the run at other records")
+
+
+def _name_files(files: Sequence[str]) -> str:
+    return files[0] if len(files) == 1 else f"{files[0]} and {len(files) - 1} more file(s)"
+
+
+def pipeline_files(files: Sequence[str], input_context: tf.distribute.InputContext | None) -> list[str]:
+    """The files one input pipeline reads: every num_pipelines-th from its id on when there are at
+    least as many files as pipelines; otherwise all of them (the pipelines then split the records)."""
+    if input_context is None or len(files) < input_context.num_input_pipelines:
+        return list(files)
+    return list(files[input_context.input_pipeline_id::input_context.num_input_pipelines])
+
+
+def read_batches(make_iterator: Callable[[int], Iterator], files: Sequence[str], max_seq_length: int,
+                 bad_records: BadRecordTracker, reader: str) -> Iterator:
+    """Yields the elements of `make_iterator(0)` to its end, going through `bad_records` when a
+    read fails: the bad record is located in `files` (`BadRecordTracker.locate`; under "fail"
+    that raises, naming it), and reading goes on from `make_iterator(n)`, a new iterator that
+    leaves out the records `bad_records` now holds, past the n elements already yielded.
+
+    Args:
+        make_iterator: skip count -> an iterator over batches (its pipeline given `bad_records`).
+        files: the files the iterators read, scanned when one fails.
+        max_seq_length: T.
+        bad_records: the run's bad-record handling.
+        reader: what reads, for the message of a bad record ("Evaluation").
+    """
+    done = 0
+    iterator = make_iterator(0)
+    while True:
+        try:
+            element = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            return
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            bad_records.locate(files, max_seq_length, error, f"{reader} stopped after {done} batches")
+            iterator = make_iterator(done)
+            continue
+        done += 1
+        yield element
+
+
 def _without_bad_records(records: tf.data.Dataset, file_id: tf.Tensor, readable: tf.Tensor,
                          bad_keys: tf.Tensor) -> tf.data.Dataset:
     """The readable records of one file minus its unparseable ones.
@@ -243,13 +411,14 @@ def pretraining_dataset(
     shuffle_buffer: int = 100,
     cycle_length: int = 4,
     mask_fn: MaskFn | None = None,
-    exclude: Mapping[str, BadRecords] | None = None,
+    bad_records: BadRecordTracker | None = None,
 ) -> tf.data.Dataset:
     """Batches of pretraining features, as the original's input function (§4.1).
 
-    Steps: glob the patterns; check the first record's length eagerly; shard across input
-    pipelines (by file when every pipeline gets at least one file, otherwise every
-    pipeline reads every file and keeps records i ≡ pipeline_id mod num_pipelines of each);
+    Steps: glob the patterns; run the start-up check (`check_first_records`) on this
+    pipeline's files, eagerly; shard across input pipelines (by file when every pipeline
+    gets at least one file, otherwise every pipeline reads every file and keeps records
+    i ≡ pipeline_id mod num_pipelines of each);
     when training, shuffle and repeat the file list; interleave up to `cycle_length`
     files; when training, shuffle `shuffle_buffer` records; batch with drop_remainder;
     parse; cast int64 -> int32; optionally mask.
@@ -276,18 +445,20 @@ def pretraining_dataset(
             batch index); its outputs are added to the features. For example
             `lambda f, s: mask_tokens(f["input_ids"], f["input_mask"], mask_id=103,
             special_ids=(101, 102, 103), seed=s)`.
-        exclude: bad records to leave out, by file (from `find_bad_records`): a file is read
-            up to its framing error, without its unparseable records. Files not in it are
-            read as they are; a bad record there makes the iterator raise
-            DataLossError (framing) or InvalidArgumentError (parsing).
+        bad_records: the run's bad-record handling (a new "fail" one if None), used by the
+            start-up check; the bad records it holds are left out (a file is read up to its
+            framing error, without its unparseable records). Other files are read as they
+            are: a bad record there makes the iterator raise DataLossError (framing) or
+            InvalidArgumentError (parsing); `BadRecordTracker.locate` then finds it.
 
     Returns:
         A `tf.data.Dataset` of dicts with `input_ids`, `input_mask`, `segment_ids`, each
         int32 [B, T] with static shape (plus `mask_fn`'s outputs).
 
     Raises:
-        ValueError: no file matches (naming the patterns); the first record has another
-            length than max_seq_length (naming the file and both lengths).
+        ValueError: no file matches (naming the patterns); the records have another length
+            than max_seq_length (naming the file and both lengths).
+        BadRecordError: from the start-up check (see `check_first_records`).
     """
     if batch_size < 1 or max_seq_length < 1:
         raise ValueError(
@@ -295,13 +466,13 @@ def pretraining_dataset(
             f"batch_size={batch_size}, max_seq_length={max_seq_length}."
         )
     files = expand_file_patterns(file_patterns)
-    exclude = exclude or {}
-    for path in [f for f in files if f not in exclude][:1]:
-        check_record_length(path, max_seq_length)
-
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     shard_files = len(files) >= num_pipelines
+    bad_records = bad_records if bad_records is not None else BadRecordTracker()
+    check_first_records(pipeline_files(files, input_context), max_seq_length, bad_records,
+                        count=1 if shard_files else pipeline_id + 1)
+    exclude = bad_records.excluded
     deterministic = seed is not None or not is_training
 
     readable = [exclude[f].readable if f in exclude else -1 for f in files]  # -1: every record
@@ -310,10 +481,9 @@ def pretraining_dataset(
     bad_keys = tf.reshape(bad_keys, [-1])  # [K]
     dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64),
                                                   tf.constant(readable, tf.int64)))
-    num_files = len(files)
+    num_files = len(pipeline_files(files, input_context))
     if num_pipelines > 1 and shard_files:
         dataset = dataset.shard(num_pipelines, pipeline_id)
-        num_files = len(files[pipeline_id::num_pipelines])
     if is_training:
         dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.repeat()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -120,6 +121,7 @@ class Pretraining:
             self.loss_scale = DynamicLossScale(self.float16)
             self.metric_sums = {}
         self.rng_states = random_state_variables(self.model)  # dropout's, for an exact resume
+        self.files_read = []  # the files this process's input pipelines read, in order (distributed_dataset)
         self.checkpoint = tf.train.Checkpoint(rng_states=self.rng_states, optimizer=self.optimizer,
                                               loss_scale=self.loss_scale, **self.model.networks())
 
@@ -216,37 +218,57 @@ class Pretraining:
         return sums
 
     def make_train_loop(self):
-        """A tf.function running `steps` train steps; returns the mean metrics of those steps."""
+        """A function running `steps` train steps; returns the mean metrics of those steps.
+
+        One tf.function runs all `steps`, reading each batch inside it. A multi-worker run reads
+        each batch in Python instead and calls a tf.function per step: the workers must call
+        their collectives in the same sequence of function calls, so a worker whose read fails
+        (a bad record) must not have entered one; it joins the others' step once it skipped the
+        record.
+        """
         step_fn = tf.function(self._train_step, jit_compile=True) if self.jit_compile else self._train_step
         strategy = self.strategy
 
         def global_sum(per_replica):
             return strategy.reduce("sum", per_replica, axis=None)
 
+        def one_step(features):
+            mlm_weight_sum = global_sum(strategy.run(lambda f: tf.reduce_sum(f["masked_lm_weights"]),
+                                                     args=(features,)))
+            disc_weight_sum = global_sum(strategy.run(
+                lambda f: tf.reduce_sum(tf.cast(f["input_mask"], tf.float32)), args=(features,)))
+            sums = strategy.run(step_fn, args=(features, mlm_weight_sum, disc_weight_sum))
+            values = {k: global_sum(num) / (global_sum(den) + 1e-6) for k, (num, den) in sums.items()}
+            if "disc_auc_exact" in values:  # a mean over replicas, not a sum
+                values["disc_auc_exact"] = global_sum(sums["disc_auc_exact"][0]) / strategy.num_replicas_in_sync
+            values["total_loss"] = global_sum(sums["total_loss"][0])
+            return values
+
+        def mean(all_values):
+            return {k: tf.add_n([values[k] for values in all_values]) / len(all_values) for k in all_values[0]}
+
+        if is_multi_worker(strategy):
+            compiled_step = tf.function(one_step)
+            return lambda iterator, steps: mean([compiled_step(next(iterator)) for _ in range(int(steps))])
+
         @tf.function
         def train_loop(iterator, steps):
             totals = None
             for _ in tf.range(steps):
-                features = next(iterator)
-                mlm_weight_sum = global_sum(strategy.run(lambda f: tf.reduce_sum(f["masked_lm_weights"]),
-                                                         args=(features,)))
-                disc_weight_sum = global_sum(strategy.run(
-                    lambda f: tf.reduce_sum(tf.cast(f["input_mask"], tf.float32)), args=(features,)))
-                sums = strategy.run(step_fn, args=(features, mlm_weight_sum, disc_weight_sum))
-                values = {k: global_sum(num) / (global_sum(den) + 1e-6) for k, (num, den) in sums.items()}
-                if "disc_auc_exact" in values:  # a mean over replicas, not a sum
-                    values["disc_auc_exact"] = global_sum(sums["disc_auc_exact"][0]) / strategy.num_replicas_in_sync
-                values["total_loss"] = global_sum(sums["total_loss"][0])
+                values = one_step(next(iterator))
                 totals = values if totals is None else {k: totals[k] + values[k] for k in values}
             return {k: v / tf.cast(steps, tf.float32) for k, v in totals.items()}
 
         return train_loop
 
     # ----- data --------------------------------------------------------------------------------
-    def distributed_dataset(self, files, batch_size, is_training, skip_steps=0, exclude=None):
+    def distributed_dataset(self, files, batch_size, is_training, skip_steps=0, bad_records=None):
         """Per-replica batches, masked in the input pipeline with per-example seeds.
 
-        `exclude` holds the bad records to leave out (see `input_pipeline.BadRecords`).
+        `bad_records` (an `input_pipeline.BadRecordTracker`; None: a new "fail" one) is the run's
+        bad-record handling: each input pipeline's start-up check goes through it, and the bad
+        records it holds are left out. Adds the files this process's input pipelines read to
+        `files_read`.
 
         Every example's masking and sampling seeds derive from (seed, input pipeline, its
         index in the pipeline's stream), so the randomness of a step does not depend on how
@@ -266,9 +288,10 @@ class Pretraining:
             return {k: v[0] for k, v in masked.items()}
 
         def dataset_fn(context):
+            self.files_read.extend(f for f in input_pipeline.pipeline_files(files, context) if f not in self.files_read)
             dataset = input_pipeline.pretraining_dataset(
                 files, per_replica, hp.max_seq_length, is_training=is_training, input_context=context,
-                seed=hp.seed, exclude=exclude)
+                seed=hp.seed, bad_records=bad_records)
             replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
             skip_batches = skip_steps * replicas_per_pipeline
             if skip_batches:
@@ -296,30 +319,25 @@ class Pretraining:
             print(message, file=self.out, flush=True)
 
 
-def locate_bad_records(run: Pretraining, files, scanned: dict, error: tf.errors.OpError, where: str) -> dict:
-    """After the input pipeline failed on `files`: finds the first bad record in file order and
-    raises an error naming it, or under bad_records="skip" returns the records to leave out.
+def bad_record_tracker(hp: PretrainingHParams, strategy: tf.distribute.Strategy,
+                       out=sys.stdout) -> input_pipeline.BadRecordTracker:
+    """The run's bad-record handling (hp.bad_records). Every worker reports the bad records it
+    skips, since each reads its own files; the lines of a worker other than the chief name it."""
+    prefix = "" if is_chief(strategy) else f"worker {strategy.cluster_resolver.task_id}: "
+    return input_pipeline.BadRecordTracker(hp.bad_records, report=lambda line: print(prefix + line, file=out,
+                                                                                     flush=True))
 
-    `scanned` (file -> BadRecords, or None for a good file) carries the scans of earlier calls
-    and is updated, so a run reads each file at most once to look for bad records. Re-raises
-    `error` when no file holds a bad record.
-    """
-    hp = run.hp
-    run.log(f"the input pipeline failed ({type(error).__name__}); looking for bad records in {len(files)} file(s)")
-    found = input_pipeline.find_bad_records(files, hp.max_seq_length, first_only=True, scanned=scanned)
-    if not found:
-        raise error
-    message = input_pipeline.describe_bad_records(found[0], hp.max_seq_length)
-    if hp.bad_records != "skip":
-        raise input_pipeline.BadRecordError(
-            f"{message}. {where}. Rebuild or remove that file, or pass --bad_records=skip (\"bad_records\": "
-            "\"skip\" in --hparams) to leave bad records out and count them") from None
-    excluded = {path: bad for path, bad in scanned.items() if bad is not None}
-    if all(f in excluded and excluded[f].readable == len(excluded[f].unparseable) for f in files):
-        raise input_pipeline.BadRecordError(f"no good record is left in the {len(files)} file(s): {message}; "
-                                            f"were they written for max_seq_length {hp.max_seq_length}?")
-    run.log(f"skipping: {message}")
-    return excluded
+
+def check_records(files, max_seq_length: int, bad_records: input_pipeline.BadRecordTracker, where: str) -> None:
+    """The start-up check over all `files`, before the model is built (each input pipeline checks
+    its own files again when it is created): a bad first record goes through `bad_records`, and
+    records of another max_seq_length are a ConfigError."""
+    try:
+        input_pipeline.check_first_records(files, max_seq_length, bad_records, where=where)
+    except input_pipeline.BadRecordError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _format_eta(seconds: float) -> str:
@@ -361,11 +379,8 @@ def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile:
 
 def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> dict:
     train_files, _ = split_files(hp)
-    for f in train_files[:1]:
-        try:
-            input_pipeline.check_record_length(f, hp.max_seq_length)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+    bad_records = bad_record_tracker(hp, strategy, out)
+    check_records(train_files, hp.max_seq_length, bad_records, "The start-up check found it before training")
     run = Pretraining(hp, strategy, jit_compile, out)
     manager = run.checkpoint_manager()
     start = run.restore_or_initialize(manager)
@@ -377,7 +392,7 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
         if hp.export_at_end and run.chief and not export_complete(hp.model_dir, start):
             export_run(run, start)  # the run ended before its export (killed, disk full): finish it
         return {}
-    iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, skip_steps=start))
+    iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, start, bad_records))
     train_loop = run.make_train_loop()
     writer = tf.summary.create_file_writer(os.path.join(hp.model_dir, "train")) if run.chief else None
     log_every = hp.log_every_steps or hp.iterations_per_loop
@@ -389,7 +404,6 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
     end = hp.num_train_steps if stop_at_step is None else min(stop_at_step, hp.num_train_steps)
     step, last, begun, last_logged = start, {}, time.perf_counter(), start
     window_start, window_steps = time.perf_counter(), 0
-    scanned, excluded = {}, {}  # files scanned for bad records; the bad records left out (bad_records="skip")
     while step < end:
         steps = min(hp.iterations_per_loop, end - step,
                     hp.save_checkpoints_steps - step % hp.save_checkpoints_steps)
@@ -397,10 +411,9 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
             values = train_loop(iterator, tf.constant(steps))
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
             step = int(run.optimizer.iterations.numpy())
-            excluded = locate_bad_records(run, train_files, scanned, error, f"Training stopped at step {step}; "
-                                          f"the last checkpoint is {manager.latest_checkpoint or 'none yet'}")
-            iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, skip_steps=step,
-                                                    exclude=excluded))
+            bad_records.locate(run.files_read, hp.max_seq_length, error, f"Training stopped at step {step}; the "
+                               f"last checkpoint is {manager.latest_checkpoint or 'none yet'}")
+            iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, step, bad_records))
             continue
         step = int(run.optimizer.iterations.numpy())
         window_steps += steps
@@ -422,8 +435,8 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
                     + f" | {tokens_per_sec:,.0f} tok/s | ETA {_format_eta(eta)}")
             if run.float16:
                 line += f" | skipped {int(run.loss_scale.skipped_steps.numpy())}"
-            if excluded:
-                line += f" | bad records {sum(bad.count for bad in excluded.values())}"
+            if bad_records.excluded:
+                line += f" | bad records {bad_records.count}"
             run.log(line)
             if writer is not None:
                 with writer.as_default(step=step):
@@ -437,14 +450,15 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
             run.log(f"SIGTERM: stopped at step {step} with checkpoint {manager.latest_checkpoint}; "
                     "rerun the same command to resume")
             return dict(last, step=step, checkpoint=manager.latest_checkpoint, preempted=True)
-    bad_count = sum(bad.count for bad in excluded.values())
     run.log(f"done: {step} steps in {time.perf_counter() - begun:.0f}s; checkpoint {manager.latest_checkpoint}"
-            + (f"; skipped {bad_count} bad record(s) in {len(excluded)} file(s)" if excluded else ""))
+            + (f"; {bad_records.summary()}" if bad_records.excluded else ""))
+    if bad_records.excluded and not run.chief:
+        bad_records.report(bad_records.summary())
     if hp.export_at_end and step >= hp.num_train_steps and run.chief:
         export_run(run, step)
     last["step"] = step
     last["checkpoint"] = manager.latest_checkpoint
-    last["bad_records"] = bad_count
+    last["bad_records"] = bad_records.count
     return last
 
 
@@ -509,32 +523,28 @@ def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.s
     if not eval_files:
         raise ConfigError("do_eval needs held-out records: set eval_tfrecords in --hparams, or build at least "
                           "two TFRecord files (the last one is then held out from training)")
+    bad_records = bad_record_tracker(hp, strategy, out)
+    check_records(eval_files, hp.max_seq_length, bad_records, "The start-up check found it before evaluation")
     run = Pretraining(hp, strategy, out=out)
     prefix = tf.train.latest_checkpoint(hp.model_dir)
     if prefix is None:
         raise CheckpointError(f"model_dir {hp.model_dir} has no checkpoint to evaluate")
     run.checkpoint.read(prefix).expect_partial()
     step = int(run.optimizer.iterations.numpy())
-    iterator = iter(run.distributed_dataset(eval_files, hp.eval_batch_size, False))
-    eval_step = make_eval_step(run)
 
+    eval_step = make_eval_step(run)
     collected: dict = {}
-    batches, scanned = 0, {}
-    while batches < hp.num_eval_steps:
-        try:
-            features = next(iterator)
-        except (StopIteration, tf.errors.OutOfRangeError):
-            break
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-            excluded = locate_bad_records(run, eval_files, scanned, error,
-                                          f"Evaluation stopped after {batches} batches")
-            iterator = iter(run.distributed_dataset(eval_files, hp.eval_batch_size, False, skip_steps=batches,
-                                                    exclude=excluded))
-            continue
+    batches = 0
+    reader = input_pipeline.read_batches(
+        lambda skip: iter(run.distributed_dataset(eval_files, hp.eval_batch_size, False, skip, bad_records)),
+        run.files_read, hp.max_seq_length, bad_records, "Evaluation")
+    for features in itertools.islice(reader, hp.num_eval_steps):
         for key, value in eval_step(features).items():
             for local in strategy.experimental_local_results(value):
                 collected.setdefault(key, []).append(np.asarray(local))
         batches += 1
+    if bad_records.excluded:
+        bad_records.report(f"eval: {bad_records.summary()}")
     if not batches:
         raise ConfigError(f"no complete eval batch of {hp.eval_batch_size} in {eval_files}")
     cat = {k: np.concatenate([v.reshape(v.shape[0], -1) if v.ndim else v.reshape(1, 1) for v in vs])
