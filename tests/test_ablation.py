@@ -6,6 +6,8 @@ import io
 import json
 import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -103,7 +105,8 @@ def test_options_that_exclude_each_other_and_missing_tasks_are_errors(tmp_path):
         with pytest.raises(ConfigError) as error:
             data.finetune_tasks(requested, str(tmp_path))
         assert message in str(error.value)
-    assert "no task directory" in str(pytest.raises(ConfigError, data.finetune_tasks, ["all"], str(tmp_path / "x")).value)
+    with pytest.raises(ConfigError, match="no task directory"):
+        data.finetune_tasks(["all"], str(tmp_path / "x"))
 
 
 # ----- compute ---------------------------------------------------------------------------------
@@ -144,8 +147,9 @@ def fake_result(variant, seed, disc_auc, sst=None, steps=10):
 
 
 def test_report_means_stds_and_paired_signs_by_hand():
-    results = [fake_result("bert", 0, 0.80, 90.0), fake_result("bert", 1, 0.70, 80.0), fake_result("bert", 2, 0.75, 85.0),
-               fake_result("conv", 0, 0.85, 91.0), fake_result("conv", 1, 0.72, 79.0), fake_result("conv", 2, 0.74, 86.0)]
+    results = [fake_result("bert", 0, 0.80, 90.0), fake_result("bert", 1, 0.70, 80.0),
+               fake_result("bert", 2, 0.75, 85.0), fake_result("conv", 0, 0.85, 91.0),
+               fake_result("conv", 1, 0.72, 79.0), fake_result("conv", 2, 0.74, 86.0)]
     aggregated = report.aggregate(results, ["bert", "conv"], "bert")
     bert, conv = aggregated["rows"]
     auc = bert["cells"]["held_out/disc_auc_exact"]
@@ -254,8 +258,8 @@ def test_tiny_ablation_writes_the_report_tables_and_plots(ablation):
     for name in ("report.md", "report.json", "loss_vs_flops.png", "dev_scores.png", "ablation.json"):
         assert os.path.exists(os.path.join(output_dir, name)), name
     text = open(os.path.join(output_dir, "report.md")).read()
-    assert "| variant | seeds | params | pretrain FLOPs | wall time (s) | MLM acc | disc acc | disc AUC | disc loss | " \
-           "sst accuracy |" in text
+    assert ("| variant | seeds | params | pretrain FLOPs | wall time (s) | MLM acc | disc acc | disc AUC | "
+            "disc loss | sst accuracy |") in text
     assert "| bert | 1 |" in text and "| +grouped_ffn | 1 |" in text and "Difference from bert" in text
     assert text in ablation["log"]
     with open(os.path.join(output_dir, "loss_vs_flops.png"), "rb") as f:
@@ -334,3 +338,19 @@ def test_rerun_skips_finished_runs_and_resumes_an_interrupted_one(ablation):
     again_metrics = read_json(os.path.join(bert_dir, "eval", "step-6.json"))
     for key in ("masked_lm_accuracy", "disc_accuracy", "disc_auc_exact", "disc_loss"):
         assert again_metrics[key] == pytest.approx(finished[key], rel=1e-4, abs=1e-5), key
+
+
+@pytest.mark.slow
+def test_the_command_line_runs_an_ablation_and_exits_1_on_bad_options(ablation, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "convbert_tf.ablation", f"--output_dir={tmp_path}", "--variants=+span_conv",
+               f"--data_dir={ablation['settings'].data_dir}", f"--model_size={json.dumps(TINY_MODEL)}",
+               "--num_train_steps=2", "--num_eval_points=1", "--seeds=3"]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| +span_conv | 1 |" in done.stdout
+    assert os.path.exists(tmp_path / "runs" / "+span_conv" / "seed-3" / "result.json")
+    refused = subprocess.run(command + ["--flops_budget=bert:3"], cwd=root, env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert refused.returncode == 1 and "at most one of --num_train_steps" in refused.stderr
