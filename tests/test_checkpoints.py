@@ -173,6 +173,7 @@ def test_keras_file_round_trip(tmp_path):
     np.testing.assert_array_equal(run(loaded)["sequence_output"].numpy(), run(encoder)["sequence_output"].numpy())
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_convert_cli_both_directions(original_checkpoint, tmp_path):
     params, directory, _ = original_checkpoint
     config_path = str(tmp_path / "config.json")

@@ -197,6 +197,7 @@ def test_vocab_file_is_copied_into_assets(served, export_dir, vocab_file):
         assert copied.read() == original.read()
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_mixed_precision_and_cased_export(tmp_path, vocab_file):
     """A mixed_bfloat16 encoder still serves float32; do_lower_case=False reaches the graph's tokenizer."""
     keras.utils.set_random_seed(3)
@@ -305,6 +306,7 @@ def test_failed_rename_restores_the_previous_export(tmp_path, encoder, vocab_fil
 
 # ----- the command line --------------------------------------------------------------------------
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_cli_exports_a_checkpoint_and_writes_the_original_layout(tmp_path, encoder, vocab_file):
     checkpoint_dir = tmp_path / "run"
     convbert_tf.save_encoder(encoder, str(checkpoint_dir), step=7)

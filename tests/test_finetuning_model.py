@@ -100,6 +100,7 @@ def test_layerwise_multipliers_variable_by_variable(model, off_by_one, top, embe
         assert value == pytest.approx(expected), path
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_jit_compiled_fine_tuning_steps_match_the_plain_ones():
     """--jit_compile: XLA-compiled train steps give the weights of the uncompiled ones."""
     import keras
@@ -164,6 +165,7 @@ print(json.dumps({"rows": {t: {k: len(v) for k, v in values.items()} for t, valu
 """
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_predict_on_two_replicas_returns_every_row_in_row_order():
     """Trainer.predict under MirroredStrategy (2 logical CPUs): each row's outputs, in order, as
     one direct call of the model gives them (11 rows, so the last batch is padded)."""

@@ -49,6 +49,7 @@ def test_separable_task_reaches_high_dev_accuracy(sst_run):
     assert tf.train.latest_checkpoint(trial_dir)
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_exported_classifier_serves_raw_text_in_a_fresh_process(sst_run):
     data_dir, _, _ = sst_run
     export_dir = os.path.join(data_dir, "models", "tiny", "finetuning_models", "sst_model_1", "saved_model", "sst")
@@ -96,6 +97,7 @@ def test_missing_init_checkpoint_is_an_error_never_a_random_start(tmp_path):
         run_finetuning(hparams(tmp_path, task_names=["sentiment"], init_checkpoint="random"), CPU)
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_squad_v2_and_original_checkpoint_init(tmp_path):
     """SQuAD 2.0 fine-tunes from an original-release checkpoint and writes the QA outputs and export."""
     config = write_pretrained(str(tmp_path))
@@ -132,6 +134,7 @@ def test_multi_task_sst_and_chunk_share_one_encoder(tmp_path):
     assert summary["chunk"]["median"]["f1"] > 80.0, summary
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_trials_report_the_median_and_keep_only_the_last_weights(tmp_path):
     write_pretrained(str(tmp_path))
     write_sst(str(tmp_path), n_train=64, n_dev=32)

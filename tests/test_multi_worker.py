@@ -132,6 +132,7 @@ def test_two_workers_train_and_only_the_chief_checkpoints(data_dir, tmp_path):
     assert "2 replica(s)" in _read(stems[0] + ".out")
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_two_workers_fine_tune_and_only_the_chief_writes_the_trials(tmp_path):
     from tests.finetuning_data import HPARAMS, write_pretrained, write_sst
     data_dir = str(tmp_path / "finetune")

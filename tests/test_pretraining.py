@@ -161,6 +161,7 @@ def test_training_loss_falls_and_eval_reports_the_original_metrics(data_dir):
     assert "disc_auc" in open(eval_hp.results_txt).read()
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_interrupted_run_resumes_to_the_same_weights(data_dir):
     out = io.StringIO()
     trainer.train(tiny(data_dir, "whole"), CPU, out=out)
@@ -178,6 +179,7 @@ def test_interrupted_run_resumes_to_the_same_weights(data_dir):
     assert trainer.train(tiny(data_dir, "whole"), CPU, out=out) == {}
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_jit_compiled_train_steps(data_dir):
     result = trainer.train(tiny(data_dir, "xla", num_train_steps=4, iterations_per_loop=2), CPU, jit_compile=True,
                            out=io.StringIO())
@@ -230,6 +232,7 @@ def _run(args, env=None, timeout=300):
                           timeout=timeout)
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_two_mirrored_cpu_replicas_give_the_loss_of_one_device(data_dir):
     """Same global batch on 2 logical CPUs and on 1: the same losses and weights (dropout off)."""
     code = f"""
@@ -267,7 +270,8 @@ def test_run_pretraining_cli_errors_exit_non_zero(tmp_path):
     assert "bogus" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_training_steps(data_dir, policy):
     """bfloat16, and float16 with dynamic loss scaling, train with finite losses close to float32's."""
     import keras

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +26,7 @@ def run(args):
     return subprocess.run([sys.executable] + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_build_then_pretrain(tmp_path):
     data_dir = tmp_path / "data"
     write_corpus(str(tmp_path / "corpus"))

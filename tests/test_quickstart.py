@@ -146,6 +146,7 @@ def test_curves_are_read_from_event_files_and_drawn_into_a_png(tmp_path):
         plotting.collect_curves(str(tmp_path / "plots"))
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_plot_curves_command(tmp_path):
     write_events(tmp_path / "train", "mlm_loss", [(1, 9.0), (2, 8.0)])
     write_events(tmp_path / "train", "disc_loss", [(1, 0.7), (2, 0.6)])

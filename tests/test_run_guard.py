@@ -52,6 +52,7 @@ def test_training_into_a_model_dir_in_use_is_refused(data_dir):
     assert not tf.train.latest_checkpoint(hp.model_dir)
 
 
+@pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir):
     trainer.train(tiny(data_dir, "nan", num_train_steps=10, save_checkpoints_steps=4, iterations_per_loop=2),
                   CPU, out=io.StringIO(), stop_at_step=4)
