@@ -54,16 +54,22 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    from convbert_tf.ablation.experiment import main as run
+    from convbert_tf.cli_errors import exit_on_error
 
-    sys.exit(run(
-        output_dir=FLAGS.output_dir, corpus_dir=FLAGS.corpus_dir, data_dir=FLAGS.data_dir, variants=FLAGS.variants,
-        model_size=FLAGS.model_size, num_train_steps=FLAGS.num_train_steps, flops_budget=FLAGS.flops_budget,
-        seeds=FLAGS.seeds, num_eval_points=FLAGS.num_eval_points, finetune_tasks=FLAGS.finetune_tasks,
-        finetune_data_dir=FLAGS.finetune_data_dir, finetune_hparams=FLAGS.finetune_hparams,
-        finetune_trials=FLAGS.finetune_trials, vocab_size=FLAGS.vocab_size, num_data_files=FLAGS.num_data_files,
-        jit_compile=FLAGS.jit_compile, strategy=FLAGS.strategy, tpu=FLAGS.tpu, tpu_zone=FLAGS.tpu_zone,
-        gcp_project=FLAGS.gcp_project, mixed_precision=FLAGS.mixed_precision))
+    with exit_on_error("python -m convbert_tf.ablation", "ablation", f"--output_dir {FLAGS.output_dir}",
+                       traceback_dir=FLAGS.output_dir, also_known=(ValueError,)):
+        from convbert_tf.ablation.experiment import main as run
+
+        code = run(
+            output_dir=FLAGS.output_dir, corpus_dir=FLAGS.corpus_dir, data_dir=FLAGS.data_dir,
+            variants=FLAGS.variants, model_size=FLAGS.model_size, num_train_steps=FLAGS.num_train_steps,
+            flops_budget=FLAGS.flops_budget, seeds=FLAGS.seeds, num_eval_points=FLAGS.num_eval_points,
+            finetune_tasks=FLAGS.finetune_tasks, finetune_data_dir=FLAGS.finetune_data_dir,
+            finetune_hparams=FLAGS.finetune_hparams, finetune_trials=FLAGS.finetune_trials,
+            vocab_size=FLAGS.vocab_size, num_data_files=FLAGS.num_data_files, jit_compile=FLAGS.jit_compile,
+            strategy=FLAGS.strategy, tpu=FLAGS.tpu, tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project,
+            mixed_precision=FLAGS.mixed_precision)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

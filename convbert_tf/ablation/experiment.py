@@ -27,7 +27,8 @@ def parse_seeds(seeds) -> tuple:
     try:
         values = [int(s) for s in seeds if str(s).strip()]
     except ValueError:
-        raise ConfigError(f"--seeds must be whole numbers separated by commas, got {','.join(map(str, seeds))}") from None
+        raise ConfigError(f"--seeds must be whole numbers separated by commas, got {','.join(map(str, seeds))}") \
+            from None
     if not values or len(set(values)) != len(values) or min(values) < 0:
         raise ConfigError(f"--seeds must be distinct non-negative whole numbers, got {values}")
     return tuple(values)
@@ -145,26 +146,18 @@ def main(*, strategy: str = "auto", tpu: str | None = None, tpu_zone: str | None
          gcp_project: str | None = None, mixed_precision: str = "auto", out=sys.stdout, **options) -> int:
     """The command behind `python -m convbert_tf.ablation`; `options` are make_settings' arguments.
 
-    Returns the exit code: 0 done; 1 a setup or data error (the message says what to do); 2 a
-    non-finite loss; 75 SIGTERM stopped a run after a checkpoint (rerun the command to resume).
+    Returns the exit code: 0 done, or 75 when SIGTERM stopped a run after a checkpoint (rerun the
+    command to resume). Errors propagate (the entry point maps them to exit codes, `cli_errors`).
     """
-    from convbert_tf.checkpoints import CheckpointError
     from convbert_tf.distribute import get_strategy, set_mixed_precision
-    from convbert_tf.finetuning.tasks import DataError
     from convbert_tf.run_guard import PREEMPTED_EXIT_CODE
 
+    settings = make_settings(log=lambda line: print(line, file=out, flush=True), **options)
+    chosen = get_strategy(strategy, tpu, tpu_zone, gcp_project)
+    set_mixed_precision(mixed_precision, chosen)
     try:
-        settings = make_settings(log=lambda line: print(line, file=out, flush=True), **options)
-        chosen = get_strategy(strategy, tpu, tpu_zone, gcp_project)
-        set_mixed_precision(mixed_precision, chosen)
         run_ablation(settings, chosen, out)
     except runs.Preempted as e:
-        print(f"stopped: {e}", file=sys.stderr)
+        print(f"stopped: {e}", file=sys.stderr, flush=True)
         return PREEMPTED_EXIT_CODE
-    except (ConfigError, CheckpointError, DataError, ValueError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except FloatingPointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     return 0

@@ -103,7 +103,8 @@ def aggregate(results: Sequence[dict], variant_names: Sequence[str], baseline: s
         cells = {}
         for column in columns:
             own = values(name, column)
-            cells[column.key] = {"per_seed": {str(seed): v for seed, v in sorted(own.items())}, **summarize(own.values())}
+            per_seed = {str(seed): value for seed, value in sorted(own.items())}
+            cells[column.key] = {"per_seed": per_seed, **summarize(own.values())}
             if baseline is not None and name != baseline:
                 cells[column.key]["vs_baseline"] = paired_difference(own, values(baseline, column))
         rows.append({"variant": name, "seeds": sorted(by_variant[name]), "cells": cells})
