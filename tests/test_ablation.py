@@ -125,6 +125,8 @@ def test_flop_matched_steps_follow_the_flop_counter():
         "+grouped_ffn"]
     numeric, _ = train_steps(dataclasses.replace(settings, flops_budget=f"{budget_flops:.6e}"))
     assert numeric == steps
+    added_later, _ = train_steps(dataclasses.replace(settings, variants=tuple(parse_variants("+grouped_ffn"))))
+    assert added_later == {"+grouped_ffn": steps["+grouped_ffn"]}  # bert:1000 without bert among the variants
     assert [p.hp.num_train_steps for p in plan_runs(settings)] == [steps["bert"], steps["+grouped_ffn"]]
     with pytest.raises(ConfigError, match="less than one step"):
         budget.matched_steps(10.0, per_step)

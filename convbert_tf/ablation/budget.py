@@ -28,7 +28,7 @@ def parse_flops_budget(text: str, flops_per_step: Mapping[str, float]) -> float:
     if ":" in text:
         name, _, steps = text.partition(":")
         if name not in flops_per_step:
-            raise ConfigError(f"--flops_budget={text}: {name!r} is not one of the variants "
+            raise ConfigError(f"--flops_budget={text}: {name!r} is neither a variant nor a ladder step "
                               f"({', '.join(flops_per_step)})")
         try:
             count = int(steps)

@@ -9,13 +9,14 @@ FLOP budget only `num_train_steps`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 from typing import Mapping
 
 from convbert_tf.ablation import budget
-from convbert_tf.ablation.variants import ARCHITECTURE_KEYS, Variant, reference_variants, variant_hparams
+from convbert_tf.ablation.variants import ARCHITECTURE_KEYS, LADDER, Variant, reference_variants, variant_hparams
 from convbert_tf.config import ConfigError
 from convbert_tf.finetuning.hparams import FinetuningHParams, resolve_finetuning_hparams
 from convbert_tf.pretraining.hparams import PretrainingHParams, resolve_hparams
@@ -180,13 +181,22 @@ def finetuning_hparams(settings: AblationSettings, hp: PretrainingHParams, task:
 
 
 def train_steps(settings: AblationSettings) -> tuple[dict, dict]:
-    """({variant: steps}, {variant: FLOPs per step}): equal steps, or the steps of the FLOP budget."""
+    """({variant: steps}, {variant: FLOPs per step}): equal steps, or the steps of the FLOP budget.
+
+    A budget of `<name>:<steps>` may name any ladder step, also one that is not among the variants
+    (so that variants added later to an ablation of `bert:N` get the same budget without bert)."""
     probes = {v.name: pretraining_hparams(settings, v, settings.seeds[0], settings.num_train_steps)
               for v in settings.variants}
     flops = {name: budget.step_flops(hp) for name, hp in probes.items()}
     if settings.flops_budget is None:
         return {name: hp.num_train_steps for name, hp in probes.items()}, flops
-    return budget.matched_steps(budget.parse_flops_budget(settings.flops_budget, flops), flops), flops
+    references = dict(flops)
+    for name, architecture in LADDER.items():
+        if name not in references:
+            with contextlib.suppress(ConfigError):
+                references[name] = budget.step_flops(pretraining_hparams(settings, Variant(name, architecture),
+                                                                         settings.seeds[0]))
+    return budget.matched_steps(budget.parse_flops_budget(settings.flops_budget, references), flops), flops
 
 
 def plan_runs(settings: AblationSettings) -> list:
