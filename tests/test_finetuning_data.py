@@ -615,3 +615,15 @@ def test_fuzz_conll_reader(text, skip):
         assert stats.lines == stats.blank_lines + stats.docstart_lines + stats.skipped + words
         for example in examples:
             assert len(example.tags) == len(example.words)
+
+
+def test_atomic_writes_get_the_mode_open_would_give(tmp_path):
+    """Results and reports are readable by whoever could read a file written with open()."""
+    from convbert_tf.finetuning.outputs import atomic_write_text
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    written = atomic_write_text(tmp_path / "results" / "atomic.txt", "y")
+    assert open(written).read() == "y"
+    assert os.stat(written).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+    assert os.listdir(os.path.dirname(written)) == ["atomic.txt"]  # no temporary left behind

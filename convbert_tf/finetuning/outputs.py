@@ -34,6 +34,16 @@ GLUE_SUBMISSION_FILES = {
 }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# The mode open() would give a new file: 0666 less the process's umask.
+_PLAIN_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_text(path, text: str) -> str:
     """Writes `text` (UTF-8) to `path` through a temporary file in the same directory and
     os.replace; creates the directory. Returns the path."""
@@ -44,6 +54,7 @@ def atomic_write_text(path, text: str) -> str:
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
+        os.chmod(temporary, _PLAIN_FILE_MODE)  # mkstemp makes it 0600; results are for every reader
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
