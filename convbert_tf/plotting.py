@@ -186,6 +186,12 @@ def plot_curves(curves: Mapping[str, Sequence[Curve]], output: str, title: str |
         ax.legend(fontsize=8)
     if title:
         figure.suptitle(title, fontsize=11)
+    return save_png(figure, output)
+
+
+def save_png(figure, output: str) -> str:
+    """Writes a matplotlib figure as a PNG under a temporary name and renames it into place;
+    creates the directory. Returns the path."""
     directory = os.path.dirname(os.path.abspath(output))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(output)}.tmp-{os.getpid()}.png")

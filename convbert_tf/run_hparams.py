@@ -27,10 +27,15 @@ def read_hparams(hparams: str | Mapping | None) -> dict:
             text, source = f.read(), f"--hparams file {hparams}"
     else:
         text, source = hparams, "--hparams"
+    return parse_json_object(text, source, "; pass a JSON object or a .json path")
+
+
+def parse_json_object(text: str, source: str, advice: str = "") -> dict:
+    """`text` as a JSON object; anything else is a ConfigError naming `source` (a flag or file)."""
     try:
         values = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{source} is not valid JSON ({e}); pass a JSON object or a .json path") from None
+        raise ConfigError(f"{source} is not valid JSON ({e}){advice}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{source} must be a JSON object, got {type(values).__name__}")
     return values

@@ -7,10 +7,11 @@ temporary name and renamed into place.
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
+
+from convbert_tf.plotting import save_png
 
 
 def _figure(panels: int, width: float = 5.2):
@@ -20,19 +21,6 @@ def _figure(panels: int, width: float = 5.2):
     figure = Figure(figsize=(width * panels, 4.0), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
     return figure, figure.subplots(1, panels, squeeze=False)[0]
-
-
-def _save(figure, output: str) -> str:
-    directory = os.path.dirname(os.path.abspath(output))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(output)}.tmp-{os.getpid()}.png")
-    try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return output
 
 
 def _by_variant(results: Sequence[dict], variant_names: Sequence[str]) -> dict:
@@ -57,7 +45,7 @@ def plot_loss_vs_flops(results: Sequence[dict], variant_names: Sequence[str], ou
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(figure, output)
+    return save_png(figure, output)
 
 
 def plot_dev_scores(report: dict, output: str) -> str | None:
@@ -81,4 +69,4 @@ def plot_dev_scores(report: dict, output: str) -> str | None:
         ax.set_xlim(-0.5, len(report["rows"]) - 0.3)
         ax.set_title(f"dev {column['label']} (median over trials)", fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-    return _save(figure, output)
+    return save_png(figure, output)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 from typing import Mapping
 
@@ -20,7 +19,7 @@ from convbert_tf.ablation.variants import ARCHITECTURE_KEYS, LADDER, Variant, re
 from convbert_tf.config import ConfigError
 from convbert_tf.finetuning.hparams import FinetuningHParams, resolve_finetuning_hparams
 from convbert_tf.pretraining.hparams import PretrainingHParams, resolve_hparams
-from convbert_tf.run_hparams import MODEL_KEYS
+from convbert_tf.run_hparams import MODEL_KEYS, parse_json_object
 
 # --model_size presets: pretraining hparams over the original's defaults. "tiny" is the
 # quickstart's model (2 layers, 128 wide, generator 32 wide, batch 32 x 128): minutes on a
@@ -54,16 +53,6 @@ MANAGED_FINETUNING_HPARAMS = dict(
     **{key: "--variants or --model_size" for key in MODEL_KEYS})
 
 
-def _json_object(text: str, flag: str) -> dict:
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{flag} is not valid JSON ({e})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{flag} must be a JSON object, got {text}")
-    return values
-
-
 def _refuse_managed(values: Mapping, managed: Mapping, flag: str) -> None:
     for key in sorted(set(values) & set(managed)):
         raise ConfigError(f"{flag}: {key!r} is set by the ablation; use {managed[key]}")
@@ -73,7 +62,7 @@ def base_hparams(model_size: str) -> tuple[str, dict]:
     """(preset name, base pretraining hparams) of --model_size: a preset name, or a JSON object of
     pretraining hparams over the preset its "model_size" names (default "tiny")."""
     text = (model_size or "").strip()
-    user = _json_object(text, "--model_size") if text.startswith("{") else {"model_size": text}
+    user = parse_json_object(text, "--model_size") if text.startswith("{") else {"model_size": text}
     preset = user.pop("model_size", "tiny")
     if preset not in PRESETS:
         raise ConfigError(f"--model_size: {preset!r} is not one of the presets {list(PRESETS)} (or a JSON object "
@@ -92,7 +81,7 @@ def base_hparams(model_size: str) -> tuple[str, dict]:
 
 def finetuning_base(preset: str, finetune_hparams: str) -> dict:
     """Base fine-tuning hparams: the preset's, then --finetune_hparams (a JSON object)."""
-    user = _json_object(finetune_hparams or "{}", "--finetune_hparams")
+    user = parse_json_object(finetune_hparams or "{}", "--finetune_hparams")
     _refuse_managed(user, MANAGED_FINETUNING_HPARAMS, "--finetune_hparams")
     return {**FINETUNING_PRESETS.get(preset, {}), **user}
 
