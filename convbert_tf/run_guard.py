@@ -123,8 +123,9 @@ def check_saved_config(directory: str, config: ConvBertConfig, what_to_do: str) 
 
 
 @contextlib.contextmanager
-def model_dir_lock(model_dir: str, lock_name: str = LOCK_FILENAME):
-    """Holds `<model_dir>/<lock_name>` for the run; a second run on the same model_dir is refused.
+def model_dir_lock(model_dir: str, lock_name: str = LOCK_FILENAME, elsewhere: str = "use another --model_name"):
+    """Holds `<model_dir>/<lock_name>` for the run; a second run on the same model_dir is refused,
+    its error suggesting `elsewhere` (how the user picks another directory) among the remedies.
 
     A lock left by a process that no longer exists on this host is taken over. The lock file
     says which process holds it, so a user can remove it by hand if that host is gone.
@@ -146,8 +147,8 @@ def model_dir_lock(model_dir: str, lock_name: str = LOCK_FILENAME):
                 continue
             raise ConfigError(
                 f"model_dir {model_dir} is in use by another run (pid {holder.get('pid')} on "
-                f"{holder.get('host')}, since {holder.get('since')}); wait for it to finish, use another "
-                f"--model_name, or remove {path} if that run is gone") from None
+                f"{holder.get('host')}, since {holder.get('since')}); wait for it to finish, {elsewhere}, "
+                f"or remove {path} if that run is gone") from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         break

@@ -33,8 +33,11 @@ def test_lock_refuses_a_second_run_and_takes_over_a_stale_one(tmp_path):
     with model_dir_lock(str(tmp_path)) as path:
         holder = json.load(open(path))
         assert holder["pid"] == os.getpid()
-        with pytest.raises(ConfigError, match=f"in use by another run \\(pid {os.getpid()}"):
+        with pytest.raises(ConfigError, match=f"in use by another run \\(pid {os.getpid()}.*another --model_name"):
             with model_dir_lock(str(tmp_path)):
+                pass
+        with pytest.raises(ConfigError, match="use another --output_dir, or remove"):
+            with model_dir_lock(str(tmp_path), elsewhere="use another --output_dir"):
                 pass
     assert not os.path.exists(path)  # released
     stale = dict(holder, pid=2 ** 22 + 12345)  # no such process

@@ -85,7 +85,7 @@ def run_ablation(settings: AblationSettings, strategy, out=sys.stdout) -> dict:
     """Runs (or resumes, or only reads) every run, then writes the report. Returns
     {"report": the report dict, "ran": labels of the runs that did work, "reused": those only read}."""
     os.makedirs(settings.output_dir, exist_ok=True)
-    with model_dir_lock(settings.output_dir, LOCK_FILE):
+    with model_dir_lock(settings.output_dir, LOCK_FILE, elsewhere="use another --output_dir"):
         plans = plan_runs(settings)
         write_json(os.path.join(settings.output_dir, SETTINGS_RECORD), settings_record(settings, plans))
         results, ran, reused = [], [], []
