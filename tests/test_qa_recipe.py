@@ -15,7 +15,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 import convbert_tf
 from convbert_tf.data.tokenization import BertTokenizer
-from convbert_tf.finetuning import qa, qa_serving
+from convbert_tf.finetuning import qa, qa_serving, qa_windows
 from convbert_tf.finetuning.export import export_task
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
 from convbert_tf.finetuning.loop import empty_label_arrays
@@ -198,12 +198,12 @@ def python_pieces(tokenizer, context):
 
 
 def graph_pieces_of(tokenizer):
-    """contexts -> per context [(id, (start, end))] from `qa_serving.context_pieces` in a graph."""
+    """contexts -> per context [(id, (start, end))] from `qa_windows.context_pieces` in a graph."""
     vocab = tf.constant(VOCAB)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def pieces(context):
-        return qa_serving.context_pieces(tokenizer.module, vocab, context)
+        return qa_windows.context_pieces(tokenizer.module, vocab, context)
 
     def run(contexts):
         ids, starts, ends = pieces(tf.constant(contexts))
@@ -268,15 +268,15 @@ def test_fuzz_context_pieces_match_featurization(tokenizer, graph_pieces, contex
 
 def test_python_whitespace_pattern_is_str_isspace():
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
-    matched = tf.strings.regex_full_match(tf.constant(chars), qa_serving.PYTHON_WHITESPACE).numpy()
+    matched = tf.strings.regex_full_match(tf.constant(chars), qa_windows.PYTHON_WHITESPACE).numpy()
     assert [c for c, m in zip(chars, matched) if m] == [c for c in chars if c.isspace()]
 
 
 def test_doc_windows_and_max_context_match_python():
     cases = [(n, m, s) for n in range(0, 15) for m in range(1, 7) for s in range(1, 8)]
     n, m, s = (tf.constant(v, tf.int32) for v in zip(*cases))
-    starts, lengths = qa_serving.doc_windows(n, m, tf.constant([stride for _, _, stride in cases]))
-    best = qa_serving.max_context_windows(starts, lengths, 14).numpy()  # [cases, 14]
+    starts, lengths = qa_windows.doc_windows(n, m, tf.constant([stride for _, _, stride in cases]))
+    best = qa_windows.max_context_windows(starts, lengths, 14).numpy()  # [cases, 14]
     for row, (tokens, max_tokens, stride) in enumerate(cases):
         spans = qa.doc_spans(tokens, max_tokens, stride)
         assert list(zip(starts[row].numpy(), lengths[row].numpy())) == spans, (tokens, max_tokens, stride)
