@@ -33,7 +33,7 @@ KNOWN_ERRORS = (
     ("convbert_tf.data.pretraining_dataset", "DatasetBuildError", USER_ERROR_EXIT_CODE),
     ("convbert_tf.export", "ExportError", USER_ERROR_EXIT_CODE),
     ("convbert_tf.finetuning.tasks", "DataError", USER_ERROR_EXIT_CODE),
-    ("convbert_tf.pretraining.input_pipeline", "BadRecordError", USER_ERROR_EXIT_CODE),
+    ("convbert_tf.pretraining.records", "BadRecordError", USER_ERROR_EXIT_CODE),
     ("builtins", "FileExistsError", USER_ERROR_EXIT_CODE),
     ("builtins", "FloatingPointError", NON_FINITE_EXIT_CODE),  # a non-finite loss
     ("convbert_tf.distribute", "WorkerLostError", WORKER_LOST_EXIT_CODE),

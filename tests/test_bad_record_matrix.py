@@ -2,7 +2,7 @@
 a finished read with the right count.
 
 Runs the pretraining run's own reading path in-process on tiny records: the start-up check
-(`trainer.check_records`), then each file set read to its end through `input_pipeline.read_batches`
+(`trainer.check_records`), then each file set read to its end through `records.read_batches`
 (which eval uses; training's loop differs only in catching the error inside its step loop, which
 the end-to-end runs in test_data_faults.py cover). The files are split as `trainer.split_files`
 does: the last one is held out for eval when there are several.
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convbert_tf.pretraining import input_pipeline, trainer
-from convbert_tf.pretraining.input_pipeline import BadRecordError, BadRecordTracker
+from convbert_tf.pretraining import input_pipeline, records, trainer
+from convbert_tf.pretraining.records import BadRecordError, BadRecordTracker
 from tests.pretraining_data import example
 
 T = 8
@@ -95,7 +95,7 @@ def read_like_a_run(files, bad_records):
             continue
         trainer.check_records(part, T, bad_records, f"The start-up check found it before {name}")
         files_read = list(part)
-        batches = input_pipeline.read_batches(
+        batches = records.read_batches(
             lambda skip: iter(input_pipeline.pretraining_dataset(part, 1, T, is_training=False,
                                                                  bad_records=bad_records).skip(skip)),
             files_read, T, bad_records, name)
@@ -146,25 +146,25 @@ def test_start_up_check_of_a_damaged_first_file_moves_on_under_skip_only(tmp_pat
     files = write_files(str(tmp_path), 3, 0, flip_payload_byte)
     with pytest.raises(BadRecordError, match=f"^{re.escape(files[0])}: record 0 \\(byte offset 0\\) cannot be read "
                                              r"\(corrupted record at 12\).*The input pipeline's start-up check"):
-        input_pipeline.check_first_records(files, T)
+        records.check_first_records(files, T)
     lines = []
     bad_records = BadRecordTracker("skip", report=lines.append)
-    assert input_pipeline.check_first_records(files, T, bad_records) == files[1]
+    assert records.check_first_records(files, T, bad_records) == files[1]
     assert bad_records.summary() == "skipped 1 bad record(s) in 1 file(s)"
     assert lines == [f"skipping: {files[0]}: record 0 (byte offset 0) cannot be read (corrupted record at 12); "
                      "the file is truncated or corrupt from here on"]
-    assert input_pipeline.check_first_records(files, T, bad_records) == files[1]  # not scanned again
+    assert records.check_first_records(files, T, bad_records) == files[1]  # not scanned again
     assert len(lines) == 1
 
 
 def test_empty_files_are_passed_over_and_none_readable_is_an_error(tmp_path):
     files = write_files(str(tmp_path), 3, 0, zero_length)
     open(files[1], "wb").close()
-    assert input_pipeline.check_first_records(files, T) == files[2]
+    assert records.check_first_records(files, T) == files[2]
     with pytest.raises(BadRecordError, match=f"^no file holds a readable record: {re.escape(files[0])} and 1 more "
                                              r"file\(s\) "
                                              r"\(2 empty or too short, 0 with bad records\)"):
-        input_pipeline.check_first_records(files[:2], T)
+        records.check_first_records(files[:2], T)
 
 
 def test_each_input_pipeline_checks_its_own_files(tmp_path):

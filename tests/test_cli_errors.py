@@ -15,7 +15,7 @@ from absl import app
 from convbert_tf import cli_errors
 from convbert_tf.config import ConfigError
 from convbert_tf.distribute import WORKER_LOST_EXIT_CODE, WorkerLostError
-from convbert_tf.pretraining.input_pipeline import BadRecordError
+from convbert_tf.pretraining.records import BadRecordError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TF_MESSAGE = ("Graph execution error:\n\nDetected at node IteratorGetNext defined at (most recent call last):\n"

@@ -18,6 +18,7 @@ from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
 from convbert_tf.finetuning.runner import run_finetuning
 from convbert_tf.pretraining import input_pipeline, trainer
+from convbert_tf.pretraining import records as record_files
 from convbert_tf.pretraining.hparams import resolve_hparams
 from convbert_tf.run_guard import LOCK_FILENAME, approximate_num_parameters, checkpoint_bytes, model_dir_lock
 from tests.finetuning_data import HPARAMS as FINETUNING_HPARAMS
@@ -65,9 +66,9 @@ def test_scan_names_misshapen_truncated_and_corrupt_records_with_their_offsets(t
     records[3] = serialized(100, length=6)  # wrong length
     records[7] = serialized(200, drop="segment_ids")  # a missing feature
     misshapen = write(tmp_path / "misshapen.tfrecord", records)
-    bad = input_pipeline.scan_file(misshapen, T)
+    bad = record_files.scan_file(misshapen, T)
     assert (bad.readable, bad.unparseable, bad.framing_error, bad.count) == (10, (3, 7), None, 2)
-    message = input_pipeline.describe_bad_records(bad, T)
+    message = record_files.describe_bad_records(bad, T)
     assert message.startswith(f"{misshapen}: record 3 (byte offset {offset_of(records, 3)}) has feature "
                               "'input_ids' of length 6, but max_seq_length is 8")
     assert "1 more bad record" in message
@@ -76,25 +77,25 @@ def test_scan_names_misshapen_truncated_and_corrupt_records_with_their_offsets(t
     truncated = write(tmp_path / "truncated.tfrecord", good)
     with open(truncated, "r+b") as f:
         f.truncate(os.path.getsize(truncated) - 5)  # the last record loses its tail
-    bad = input_pipeline.scan_file(truncated, T)
+    bad = record_files.scan_file(truncated, T)
     assert (bad.readable, bad.unparseable, bad.count) == (9, (), 1)
     assert f"{truncated}: record 9 (byte offset {offset_of(good, 9)}) cannot be read (truncated record" \
-        in input_pipeline.describe_bad_records(bad, T)
+        in record_files.describe_bad_records(bad, T)
 
     corrupt = write(tmp_path / "corrupt.tfrecord", good)
     flip_byte(corrupt, offset_of(good, 4) + 12 + 5)  # inside record 4's data: its CRC no longer matches
-    bad = input_pipeline.scan_file(corrupt, T)
+    bad = record_files.scan_file(corrupt, T)
     assert (bad.readable, bad.unparseable) == (4, ())
     assert re.match(rf"{re.escape(corrupt)}: record 4 \(byte offset {offset_of(good, 4)}\) cannot be read "
-                    r"\(corrupted record", input_pipeline.describe_bad_records(bad, T))
+                    r"\(corrupted record", record_files.describe_bad_records(bad, T))
 
     garbage = write(tmp_path / "garbage.tfrecord", [b"\xff\x00 not a proto"] + good_records(2))
-    bad = input_pipeline.scan_file(garbage, T)
+    bad = record_files.scan_file(garbage, T)
     assert bad.unparseable == (0,)
-    assert "is not a serialized tf.train.Example" in input_pipeline.describe_bad_records(bad, T)
+    assert "is not a serialized tf.train.Example" in record_files.describe_bad_records(bad, T)
 
-    assert input_pipeline.scan_file(write(tmp_path / "good.tfrecord", good), T) is None
-    found = input_pipeline.find_bad_records([str(tmp_path / "good.tfrecord"), misshapen, truncated], T,
+    assert record_files.scan_file(write(tmp_path / "good.tfrecord", good), T) is None
+    found = record_files.find_bad_records([str(tmp_path / "good.tfrecord"), misshapen, truncated], T,
                                             first_only=True)
     assert [b.path for b in found] == [misshapen]
 
@@ -106,8 +107,8 @@ def test_pipeline_leaves_out_exactly_the_bad_records(tmp_path):
     flip_byte(files[1], offset_of(good_records(10, start=30), 6) + 14)  # record 6 of b is corrupt
     with pytest.raises(tf.errors.OpError):  # without exclusions the pipeline fails
         list(input_pipeline.pretraining_dataset(files, 1, T, is_training=False))
-    bad_records = input_pipeline.BadRecordTracker("skip")
-    found = input_pipeline.find_bad_records(files, T, first_only=False, scanned=bad_records.scanned)
+    bad_records = record_files.BadRecordTracker("skip")
+    found = record_files.find_bad_records(files, T, first_only=False, scanned=bad_records.scanned)
     assert [b.path for b in found] == files
     dataset = input_pipeline.pretraining_dataset(files, 1, T, is_training=False, bad_records=bad_records)
     read = sorted(int(batch["input_ids"][0, 0]) for batch in dataset)
@@ -144,13 +145,13 @@ def test_locating_a_pipeline_error_names_the_record_or_excludes_it(damaged_data_
     data_dir, train_file, offset = damaged_data_dir
     error = pipeline_error([train_file])
     logs = []
-    with pytest.raises(input_pipeline.BadRecordError, match=re.escape(
+    with pytest.raises(record_files.BadRecordError, match=re.escape(
             f"{train_file}: record 10 (byte offset {offset}) has feature 'input_ids' of length {SEQ_LENGTH - 1}")
             + ".*Training stopped at step 3.*--bad_records=skip"):
-        input_pipeline.BadRecordTracker("fail", logs.append).locate([train_file], SEQ_LENGTH, error,
+        record_files.BadRecordTracker("fail", logs.append).locate([train_file], SEQ_LENGTH, error,
                                                                     "Training stopped at step 3")
 
-    bad_records = input_pipeline.BadRecordTracker("skip", logs.append)
+    bad_records = record_files.BadRecordTracker("skip", logs.append)
     good_file = write(tmp_path / "good.tfrecord", [example([2, 5, 3], SEQ_LENGTH).SerializeToString()] * 3)
     bad_records.locate([good_file, train_file], SEQ_LENGTH, error, "")
     assert list(bad_records.excluded) == [train_file] and bad_records.scanned[good_file] is None
@@ -161,7 +162,7 @@ def test_locating_a_pipeline_error_names_the_record_or_excludes_it(damaged_data_
         bad_records.locate([good_file, train_file], SEQ_LENGTH, error, "")
 
     hopeless = write(tmp_path / "hopeless.tfrecord", [b"\xff\x00 not a proto"] * 4)
-    with pytest.raises(input_pipeline.BadRecordError, match="^no file holds a readable record: .*hopeless.tfrecord "
+    with pytest.raises(record_files.BadRecordError, match="^no file holds a readable record: .*hopeless.tfrecord "
                                                             r"\(0 empty or too short, 1 with bad records\)"):
         input_pipeline.pretraining_dataset(hopeless, 1, SEQ_LENGTH, is_training=True, bad_records=bad_records)
 
@@ -170,7 +171,7 @@ def test_locating_a_pipeline_error_names_the_record_or_excludes_it(damaged_data_
 def test_bad_record_stops_training_naming_file_record_and_offset(damaged_data_dir):
     data_dir, train_file, offset = damaged_data_dir
     hp = tiny(data_dir, "fails")
-    with pytest.raises(input_pipeline.BadRecordError) as error:
+    with pytest.raises(record_files.BadRecordError) as error:
         trainer.train(hp, CPU, out=io.StringIO())
     message = str(error.value)
     assert message.startswith(f"{train_file}: record 10 (byte offset {offset}) has feature 'input_ids' of length "

@@ -4,11 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convbert_tf.pretraining.input_pipeline import (
-    check_first_records,
-    expand_file_patterns,
-    pretraining_dataset,
-)
+from convbert_tf.pretraining.input_pipeline import expand_file_patterns, pretraining_dataset
+from convbert_tf.pretraining.records import check_first_records
 from convbert_tf.pretraining.masking import mask_tokens
 
 T = 8

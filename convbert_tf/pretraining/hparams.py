@@ -12,7 +12,7 @@ import os
 from typing import Mapping
 
 from convbert_tf.config import ConfigError, ConvBertConfig, generator_config
-from convbert_tf.pretraining.input_pipeline import BAD_RECORDS_CHOICES
+from convbert_tf.pretraining.records import BAD_RECORDS_CHOICES
 from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
 
 # Per-size values of the original (reference §4.5).

@@ -29,7 +29,7 @@ from convbert_tf.distribute import is_chief, is_multi_worker, worker_lost_error
 from convbert_tf.export import export_encoder
 from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay
-from convbert_tf.pretraining import input_pipeline
+from convbert_tf.pretraining import input_pipeline, records
 from convbert_tf.pretraining.hparams import PretrainingHParams
 from convbert_tf.pretraining.masking import mask_tokens
 from convbert_tf.pretraining.model import ElectraPretrainer, step_metric_sums
@@ -265,7 +265,7 @@ class Pretraining:
     def distributed_dataset(self, files, batch_size, is_training, skip_steps=0, bad_records=None):
         """Per-replica batches, masked in the input pipeline with per-example seeds.
 
-        `bad_records` (an `input_pipeline.BadRecordTracker`; None: a new "fail" one) is the run's
+        `bad_records` (an `records.BadRecordTracker`; None: a new "fail" one) is the run's
         bad-record handling: each input pipeline's start-up check goes through it, and the bad
         records it holds are left out. Adds the files this process's input pipelines read to
         `files_read`.
@@ -320,21 +320,21 @@ class Pretraining:
 
 
 def bad_record_tracker(hp: PretrainingHParams, strategy: tf.distribute.Strategy,
-                       out=sys.stdout) -> input_pipeline.BadRecordTracker:
+                       out=sys.stdout) -> records.BadRecordTracker:
     """The run's bad-record handling (hp.bad_records). Every worker reports the bad records it
     skips, since each reads its own files; the lines of a worker other than the chief name it."""
     prefix = "" if is_chief(strategy) else f"worker {strategy.cluster_resolver.task_id}: "
-    return input_pipeline.BadRecordTracker(hp.bad_records, report=lambda line: print(prefix + line, file=out,
+    return records.BadRecordTracker(hp.bad_records, report=lambda line: print(prefix + line, file=out,
                                                                                      flush=True))
 
 
-def check_records(files, max_seq_length: int, bad_records: input_pipeline.BadRecordTracker, where: str) -> None:
+def check_records(files, max_seq_length: int, bad_records: records.BadRecordTracker, where: str) -> None:
     """The start-up check over all `files`, before the model is built (each input pipeline checks
     its own files again when it is created): a bad first record goes through `bad_records`, and
     records of another max_seq_length are a ConfigError."""
     try:
-        input_pipeline.check_first_records(files, max_seq_length, bad_records, where=where)
-    except input_pipeline.BadRecordError:
+        records.check_first_records(files, max_seq_length, bad_records, where=where)
+    except records.BadRecordError:
         raise
     except ValueError as e:
         raise ConfigError(str(e)) from None
@@ -535,7 +535,7 @@ def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.s
     eval_step = make_eval_step(run)
     collected: dict = {}
     batches = 0
-    reader = input_pipeline.read_batches(
+    reader = records.read_batches(
         lambda skip: iter(run.distributed_dataset(eval_files, hp.eval_batch_size, False, skip, bad_records)),
         run.files_read, hp.max_seq_length, bad_records, "Evaluation")
     for features in itertools.islice(reader, hp.num_eval_steps):
