@@ -6,11 +6,12 @@ from convbert_tf.cpu_defaults import set_cpu_defaults as _set_cpu_defaults
 
 _set_cpu_defaults(_os.environ)  # before TensorFlow is first imported (oneDNN on x86 CPUs)
 
-from convbert_tf.config import ConfigError, ConvBertConfig, generator_config
+from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.checkpoints import (CheckpointError, load_encoder, load_original_checkpoint,
                                      load_original_pretraining_checkpoint, save_encoder,
                                      save_original_checkpoint)
+from convbert_tf.models.electra import generator_config
 
 __all__ = ["CheckpointError", "ConfigError", "ConvBertConfig", "ConvBertEncoder", "generator_config", "load_encoder",
            "load_original_checkpoint", "load_original_pretraining_checkpoint", "save_encoder",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from typing import Any, Mapping
 
@@ -315,30 +314,3 @@ def _from_hparams(values: Mapping[str, Any], source: str) -> ConvBertConfig:
         return ConvBertConfig(**args)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
-
-
-def generator_config(config: ConvBertConfig, hidden_fraction: float = 0.25,
-                     layers_fraction: float = 1.0) -> ConvBertConfig:
-    """The ELECTRA generator's config for a discriminator config (`get_generator_config`).
-
-    hidden = round(H * fraction), layers = round(L * layers_fraction), intermediate = 4 * hidden,
-    heads = max(1, N * fraction); every other field (E, G, k, gamma, conv_type) is copied. The
-    original defaults are fraction 0.25 for small and medium-small and 1/3 for base.
-    """
-    if not 0.0 < hidden_fraction <= 1.0:
-        raise ConfigError(f"generator_hidden_size must be a fraction in (0, 1], got {hidden_fraction}")
-    hidden = int(round(config.hidden_size * hidden_fraction))
-    heads = max(1, config.num_attention_heads * hidden_fraction)
-    if abs(heads - round(heads)) < 1e-6:  # 12 * (256 / 768) is 4 up to float rounding
-        heads = round(heads)
-    if heads != math.floor(heads):
-        raise ConfigError(
-            f"generator_hidden_size {hidden_fraction} gives {heads} generator heads "
-            f"({config.num_attention_heads} x {hidden_fraction}); pick a fraction that gives a whole number")
-    return config.replace(
-        hidden_size=hidden,
-        num_hidden_layers=int(round(config.num_hidden_layers * layers_fraction)),
-        intermediate_size=4 * hidden,
-        num_attention_heads=int(heads),
-        embedding_size=config.resolved_embedding_size,
-    )

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from convbert_tf.config import ConfigError, ConvBertConfig, generator_config, head_arithmetic, load_config
+from convbert_tf.config import ConfigError, ConvBertConfig, head_arithmetic, load_config
+from convbert_tf.models.electra import generator_config
 
 
 def write_json(tmp_path, values, name="config.json"):

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf import ConvBertConfig, ConvBertEncoder, generator_config
-from convbert_tf.checkpoints import build_generator
+from convbert_tf.models.electra import build_generator
 
 
 @pytest.mark.parametrize("size,discriminator,generator,generator_head", [

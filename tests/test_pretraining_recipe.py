@@ -14,7 +14,8 @@ from convbert_tf.checkpoints import load_original_pretraining_checkpoint
 from convbert_tf.config import ConfigError
 from convbert_tf.pretraining import trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
-from convbert_tf.pretraining.model import ElectraPretrainer, per_example_gumbel_noise, sample_replacements
+from convbert_tf.models.electra import build_pretrainer
+from convbert_tf.models.electra_losses import per_example_gumbel_noise, sample_replacements
 from tests.pretraining_data import TINY_HPARAMS, VOCAB, write_data_dir
 
 CPU = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -70,7 +71,7 @@ def tiny_features():
 
 
 def test_uniform_generator_has_no_network_and_a_constant_mlm_loss():
-    model = ElectraPretrainer(TINY_CONFIG, uniform_generator=True, disc_weight=50.0)
+    model = build_pretrainer(TINY_CONFIG, uniform_generator=True, disc_weight=50.0)
     assert model.generator is None and model.generator_head is None
     assert set(model.networks()) == {"encoder", "discriminator_head"}
     own = model.discriminator.trainable_variables + model.discriminator_head.trainable_variables
@@ -99,7 +100,7 @@ def test_uniform_generator_needs_the_electra_objective():
     with pytest.raises(ConfigError, match="uniform_generator"):
         resolve_hparams({"uniform_generator": True, "electra_objective": False})
     with pytest.raises(ValueError, match="uniform_generator"):
-        ElectraPretrainer(TINY_CONFIG, uniform_generator=True, electra_objective=False)
+        build_pretrainer(TINY_CONFIG, uniform_generator=True, electra_objective=False)
 
 
 def head_kernel(checkpoint):

@@ -11,7 +11,8 @@ import dataclasses
 import os
 from typing import Mapping
 
-from convbert_tf.config import ConfigError, ConvBertConfig, generator_config
+from convbert_tf.config import ConfigError, ConvBertConfig
+from convbert_tf.models.electra import generator_config
 from convbert_tf.pretraining.records import BAD_RECORDS_CHOICES
 from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
 

@@ -32,7 +32,8 @@ from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay
 from convbert_tf.pretraining import input_pipeline, records
 from convbert_tf.pretraining.hparams import PretrainingHParams
 from convbert_tf.pretraining.masking import mask_tokens
-from convbert_tf.pretraining.model import ElectraPretrainer, step_metric_sums
+from convbert_tf.models.electra import build_pretrainer
+from convbert_tf.models.electra_losses import step_metric_sums
 from convbert_tf.run_guard import (PreemptionWatcher, check_model_dir_writable, check_saved_config, checkpoint_bytes,
                                    model_dir_lock, remove_interrupted_writes)
 
@@ -108,7 +109,7 @@ class Pretraining:
         self.float16 = keras.mixed_precision.global_policy().compute_dtype == "float16"
         keras.utils.set_random_seed(hp.seed)
         with strategy.scope():
-            self.model = ElectraPretrainer(
+            self.model = build_pretrainer(
                 self.config, generator_hidden_size=hp.generator_hidden_size,
                 generator_layers=hp.generator_layers, electra_objective=hp.electra_objective,
                 gen_weight=hp.gen_weight, disc_weight=hp.disc_weight, temperature=hp.temperature,

@@ -1,0 +1,241 @@
+"""The original release's TF1 checkpoint layout, read and written.
+
+The original release's variable names (`electra/encoder/layer_3/attention/self/conv_attn_key/
+depthwise_kernel`, `.../intermediate/g_dense/kernel`, ...) are mapped to this project's layers in
+one place, `original_variable_map` and the two head maps; nothing else in the package knows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from convbert_tf.checkpoints.files import CheckpointError, resolve_checkpoint_prefix, staged_checkpoint
+from convbert_tf.config import load_config
+from convbert_tf.encoder import ConvBertEncoder
+from convbert_tf.layers.mlm_head import MaskedLMHead
+from convbert_tf.layers.rtd_head import ReplacedTokenDetectionHead
+from convbert_tf.models.electra import PretrainingModels, build_discriminator_head, build_generator
+
+DISCRIMINATOR_SCOPE = "electra"
+GENERATOR_SCOPE = "generator"
+
+
+# ----- the name map ----------------------------------------------------------------------------
+
+
+def _dense(scope, layer):
+    return {f"{scope}/kernel": layer.kernel, f"{scope}/bias": layer.bias}
+
+
+def _layer_norm(scope, layer):
+    return {f"{scope}/beta": layer.beta, f"{scope}/gamma": layer.gamma}
+
+
+def original_variable_map(encoder: ConvBertEncoder, scope: str = DISCRIMINATOR_SCOPE,
+                          include_embeddings: bool = True) -> dict:
+    """{original TF1 variable name: Keras variable} for an encoder.
+
+    Args:
+      encoder: a built ConvBertEncoder.
+      scope: 'electra' for the discriminator, 'generator' for the ELECTRA generator.
+      include_embeddings: whether to include the embedding tables, which always live under
+        `electra/embeddings` (the generator shares the discriminator's).
+    """
+    names = {}
+    if include_embeddings:
+        emb = encoder.embeddings
+        names.update({
+            "electra/embeddings/word_embeddings": emb.word_embeddings,
+            "electra/embeddings/token_type_embeddings": emb.token_type_embeddings,
+            "electra/embeddings/position_embeddings": emb.position_embeddings,
+        })
+        names.update(_layer_norm("electra/embeddings/LayerNorm", emb.layer_norm))
+    if encoder.embeddings_project is not None:
+        names.update(_dense(f"{scope}/embeddings_project", encoder.embeddings_project))
+    for i, block in enumerate(encoder.blocks):
+        prefix = f"{scope}/encoder/layer_{i}"
+        attention = block.attention
+        for part, layer in (("query", attention.query_dense), ("key", attention.key_dense),
+                            ("value", attention.value_dense)):
+            names.update(_dense(f"{prefix}/attention/self/{part}", layer))
+        if attention.span_conv is not None:
+            conv = attention.span_conv
+            names.update({
+                f"{prefix}/attention/self/conv_attn_key/depthwise_kernel": conv.key_conv.depthwise_kernel,
+                f"{prefix}/attention/self/conv_attn_key/pointwise_kernel": conv.key_conv.pointwise_kernel,
+                f"{prefix}/attention/self/conv_attn_key/bias": conv.key_conv.bias,
+            })
+            names.update(_dense(f"{prefix}/attention/self/conv_attn_kernel", conv.kernel_dense))
+            names.update(_dense(f"{prefix}/attention/self/conv_attn_point", conv.value_dense))
+        names.update(_dense(f"{prefix}/attention/output/dense", attention.output_dense))
+        names.update(_layer_norm(f"{prefix}/attention/output/LayerNorm", block.attention_layer_norm))
+        ffn = "dense" if block.linear_groups == 1 else "g_dense"
+        names.update(_dense(f"{prefix}/intermediate/{ffn}", block.intermediate))
+        names.update(_dense(f"{prefix}/output/{ffn}", block.output_dense))
+        names.update(_layer_norm(f"{prefix}/output/LayerNorm", block.output_layer_norm))
+    return names
+
+
+def generator_head_variable_map(head: MaskedLMHead) -> dict:
+    """{original name: variable} for the generator's MLM head (`generator_predictions`)."""
+    names = _dense("generator_predictions/dense", head.dense)
+    names.update(_layer_norm("generator_predictions/LayerNorm", head.layer_norm))
+    names["generator_predictions/output_bias"] = head.output_bias
+    return names
+
+
+def discriminator_head_variable_map(head: ReplacedTokenDetectionHead) -> dict:
+    """{original name: variable} for the discriminator's head (`discriminator_predictions`)."""
+    names = _dense("discriminator_predictions/dense", head.dense)
+    names.update(_dense("discriminator_predictions/dense_1", head.dense_1))
+    return names
+
+
+def pretraining_variable_map(discriminator: ConvBertEncoder, generator: ConvBertEncoder | None = None,
+                             generator_head: MaskedLMHead | None = None,
+                             discriminator_head: ReplacedTokenDetectionHead | None = None) -> dict:
+    """{original name: variable} for the discriminator and whichever pretraining networks are given."""
+    names = original_variable_map(discriminator)
+    if generator is not None:
+        names.update(original_variable_map(generator, GENERATOR_SCOPE, include_embeddings=False))
+    if generator_head is not None:
+        names.update(generator_head_variable_map(generator_head))
+    if discriminator_head is not None:
+        names.update(discriminator_head_variable_map(discriminator_head))
+    return names
+
+
+def _holds_original_names(names) -> bool:
+    return any(n.startswith(f"{DISCRIMINATOR_SCOPE}/") for n in names)
+
+
+def is_original_checkpoint(prefix: str) -> bool:
+    """Whether the checkpoint at `prefix` is in the original release's TF1 layout (its names under
+    `electra/`), rather than one of this project's TF2 object checkpoints."""
+    return _holds_original_names(name for name, _ in tf.train.list_variables(prefix))
+
+
+# ----- reading --------------------------------------------------------------------------------
+
+def _open_reader(prefix: str):
+    try:
+        return tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {prefix}: {e}") from None
+
+
+def _assign(reader, variable_map: dict, source: str) -> None:
+    """Assigns every mapped variable from the reader; lists all missing or mis-shaped names."""
+    available = reader.get_variable_to_shape_map()
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" in available and not _holds_original_names(available):
+        raise CheckpointError(f"checkpoint {source} is in this project's TF2 layout, not the original "
+                              "release's; load it with convbert_tf.load_encoder")
+    missing = sorted(n for n in variable_map if n not in available)
+    misshaped = sorted(
+        f"{n}: checkpoint {list(available[n])} vs model {list(v.shape)}"
+        for n, v in variable_map.items() if n in available and tuple(available[n]) != tuple(v.shape))
+    if missing or misshaped:
+        lines = []
+        if missing:
+            lines.append(f"{len(missing)} variable(s) missing: " + ", ".join(missing[:12])
+                         + (" ..." if len(missing) > 12 else ""))
+        if misshaped:
+            lines.append(f"{len(misshaped)} variable(s) of another shape:\n  " + "\n  ".join(misshaped[:12])
+                         + ("\n  ..." if len(misshaped) > 12 else ""))
+        raise CheckpointError(
+            f"checkpoint {source} does not fit the model config:\n" + "\n".join(lines)
+            + "\nCheck that the config (model size, embedding_size, linear_groups, conv_type) matches "
+              "the checkpoint.")
+    for name, variable in variable_map.items():
+        variable.assign(reader.get_tensor(name).astype(variable.dtype))
+
+
+def load_original_checkpoint(checkpoint_path: str, config) -> ConvBertEncoder:
+    """Builds a ConvBertEncoder with the discriminator weights of an original-release checkpoint.
+
+    Args:
+      checkpoint_path: a TF1 checkpoint prefix (`.../model.ckpt-1000000`) or a directory with
+        a `checkpoint` state file. Pretraining checkpoints (generator, heads, `global_step`,
+        `adam_m`/`adam_v` slots) are accepted; what the encoder does not use is ignored.
+      config: a ConvBertConfig, preset name, or path to JSON in the BertConfig or hparams form.
+
+    Raises:
+      CheckpointError: no checkpoint there, or encoder weights missing or of another shape
+        (all of them are listed).
+    """
+    config = load_config(config)
+    prefix = resolve_checkpoint_prefix(checkpoint_path)
+    reader = _open_reader(prefix)
+    encoder = ConvBertEncoder(config)
+    _assign(reader, original_variable_map(encoder), prefix)
+    return encoder
+
+
+def _generator_shape(available: dict):
+    """(hidden size, layer count) of the generator in a checkpoint, or None if it has none."""
+    layers = {int(m.group(1)) for n in available
+              if (m := re.match(rf"{GENERATOR_SCOPE}/encoder/layer_(\d+)/", n))}
+    if not layers:
+        return None
+    hidden = available[f"{GENERATOR_SCOPE}/encoder/layer_0/attention/output/LayerNorm/gamma"][0]
+    return int(hidden), max(layers) + 1
+
+
+def load_original_pretraining_checkpoint(checkpoint_path: str, config) -> PretrainingModels:
+    """Loads the discriminator, and the generator and both heads when present, for continued pretraining.
+
+    The generator's size is read from the checkpoint (its hidden width over the discriminator's
+    is the original `generator_hidden_size` fraction), then built as the original builds it.
+    """
+    config = load_config(config)
+    prefix = resolve_checkpoint_prefix(checkpoint_path)
+    reader = _open_reader(prefix)
+    available = reader.get_variable_to_shape_map()
+    discriminator = ConvBertEncoder(config)
+    discriminator_head = None
+    if any(n.startswith("discriminator_predictions/") for n in available):
+        discriminator_head = build_discriminator_head(discriminator)
+    generator = generator_head = None
+    shape = _generator_shape(available)
+    if shape is not None:
+        hidden, layers = shape
+        generator, generator_head = build_generator(
+            discriminator, hidden / config.hidden_size, layers / config.num_hidden_layers)
+        if not any(n.startswith("generator_predictions/") for n in available):
+            generator_head = None
+    _assign(reader, pretraining_variable_map(discriminator, generator, generator_head, discriminator_head), prefix)
+    step = int(reader.get_tensor("global_step")) if "global_step" in available else 0
+    return PretrainingModels(discriminator, generator, generator_head, discriminator_head, step)
+
+
+# ----- writing ---------------------------------------------------------------------------------
+
+def save_original_checkpoint(encoder: ConvBertEncoder, checkpoint_prefix: str, *, global_step: int = 0,
+                             generator: ConvBertEncoder | None = None,
+                             generator_head: MaskedLMHead | None = None,
+                             discriminator_head: ReplacedTokenDetectionHead | None = None,
+                             overwrite: bool = False) -> str:
+    """Writes a TF1 name-based checkpoint with exactly the original release's names and shapes.
+
+    Anything that reads the original checkpoints (its fine-tuning code, converters) reads it.
+    The files are written under a temporary name and renamed into place, then the directory's
+    `checkpoint` state file is pointed at them.
+
+    Returns:
+      The checkpoint prefix written.
+    """
+    prefix = os.path.abspath(os.fspath(checkpoint_prefix))
+    if os.path.exists(prefix + ".index") and not overwrite:
+        raise FileExistsError(f"checkpoint {prefix} exists; pass overwrite=True to replace it")
+    variable_map = pretraining_variable_map(encoder, generator, generator_head, discriminator_head)
+    values = {name: v.numpy() for name, v in variable_map.items()}
+    values["global_step"] = np.array(global_step, np.int64)
+    names = sorted(values)
+    with staged_checkpoint(prefix) as tmp_prefix:
+        tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                          tensors=[tf.constant(values[n]) for n in names])
+    return prefix
