@@ -24,12 +24,11 @@ for a mixed-precision encoder. Dropout is off (training=False).
 import os
 import shutil
 import sys
-import uuid
 
 import tensorflow as tf
 from absl import app, flags
 
-from convbert_tf import checkpoints, ops, text_inputs
+from convbert_tf import checkpoints, io, ops, text_inputs
 from convbert_tf.checkpoints import CheckpointError
 from convbert_tf.config import ConfigError
 from convbert_tf.data.tokenization import VocabError, WordPieceTokenizerModule, read_vocab
@@ -140,32 +139,18 @@ def write_saved_model(module, signatures, export_dir, overwrite=False) -> str:
 
     `export_dir` is always either absent, the previous export, or complete: with `overwrite`
     the previous export is renamed away, the new one renamed in, then the old one deleted; if
-    anything fails, the previous export is left as it was.
+    anything fails, the previous export is left as it was (`io.replace_directory`). The
+    temporary names are `io.temporary_name`s.
     """
     export_dir = os.path.abspath(os.fspath(export_dir))
     _check_export_dir(export_dir, overwrite)
-    parent, base = os.path.split(export_dir)
-    os.makedirs(parent, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp_dir = os.path.join(parent, f".{base}.tmp-{tag}")
+    io.makedirs(os.path.dirname(export_dir))
+    tmp_dir = io.temporary_name(export_dir)
     try:
         with ops.without_xla():  # functions traced while saving, too
             tf.saved_model.save(module, tmp_dir, signatures=signatures)
         _check_export_dir(export_dir, overwrite)  # another writer may have been quicker
-        if os.path.lexists(export_dir):
-            old_dir = os.path.join(parent, f".{base}.old-{tag}")
-            os.rename(export_dir, old_dir)
-            try:
-                os.rename(tmp_dir, export_dir)
-            except BaseException:
-                os.rename(old_dir, export_dir)
-                raise
-            if os.path.isdir(old_dir) and not os.path.islink(old_dir):
-                shutil.rmtree(old_dir, ignore_errors=True)
-            else:
-                os.remove(old_dir)
-        else:
-            os.rename(tmp_dir, export_dir)
+        io.replace_directory(tmp_dir, export_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return export_dir

@@ -15,9 +15,8 @@ import convbert_tf
 from convbert_tf import ConvBertConfig, ConvBertEncoder, export
 from convbert_tf.checkpoints import original_variable_map
 from convbert_tf.data.tokenization import BertTokenizer, VocabError
-from tests.test_text_inputs import ALLOWED_TF_TEXT_OPS, reference_pack
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT
+from test_text_inputs import ALLOWED_TF_TEXT_OPS, reference_pack
 ATOL = 1e-5
 MAX_SEQ_LENGTH = 16
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

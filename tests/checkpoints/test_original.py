@@ -1,25 +1,23 @@
-"""Original-release checkpoints in and out, this project's TF2 checkpoints, and the converter CLI."""
+"""Original-release checkpoints in and out (checkpoints/original.py), and the converter CLI."""
 
 import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import convbert_tf
-from convbert_tf import CheckpointError, ConvBertConfig, ConvBertEncoder
-from convbert_tf.checkpoints import build_discriminator_head, build_generator
-from tests import numpy_reference as ref
-from tests.tf1_checkpoint import write_tf1_checkpoint
+import numpy_reference as ref
+from checkpoint_cases import BATCH, CONFIG, run
+from convbert_tf import CheckpointError, ConvBertEncoder, io
+from convbert_tf.checkpoints import is_original_checkpoint
+from convbert_tf.models.electra import build_discriminator_head, build_generator
+from repo_paths import ROOT
+from tf1_checkpoint import write_tf1_checkpoint
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATOL = 1e-5
-CONFIG = ConvBertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, embedding_size=16, max_position_embeddings=24,
-                        conv_kernel_size=5, linear_groups=2)
 GENERATOR_FRACTION = 0.25
 
 
@@ -31,17 +29,6 @@ def pretraining_params(config=CONFIG, seed=0):
     generator_hidden = ref.generator_config(cfg, GENERATOR_FRACTION)["hidden_size"]
     shapes.update(ref.pretraining_head_shapes(cfg, generator_hidden))
     return ref.random_original_params(shapes, seed)
-
-
-BATCH = {
-    "input_ids": np.array([[2, 7, 9, 11, 3, 0, 0], [2, 5, 6, 3, 8, 13, 3]], np.int32),
-    "input_mask": np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]], np.int32),
-    "segment_ids": np.array([[0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1]], np.int32),
-}
-
-
-def run(model):
-    return model({k: tf.constant(v) for k, v in BATCH.items()})
 
 
 def reference(params, prefix="electra", config=CONFIG):
@@ -66,6 +53,13 @@ def test_load_original_checkpoint_matches_numpy_forward(original_checkpoint):
         outputs = run(encoder)
         for got, want in zip(outputs["hidden_states"], reference(params)):
             np.testing.assert_allclose(got.numpy(), want, atol=ATOL, rtol=0)
+
+
+def test_original_checkpoints_are_told_from_this_projects(original_checkpoint, tmp_path):
+    _, _, prefix = original_checkpoint
+    assert is_original_checkpoint(prefix)
+    tf2_prefix = convbert_tf.save_encoder(ConvBertEncoder(CONFIG), str(tmp_path / "tf2"))
+    assert not is_original_checkpoint(tf2_prefix)
 
 
 def test_load_original_pretraining_checkpoint_restores_generator_and_heads(original_checkpoint):
@@ -105,7 +99,7 @@ def test_save_original_checkpoint_writes_exact_names_and_round_trips(original_ch
         np.testing.assert_array_equal(reader.get_tensor(name), value, err_msg=name)
     assert reader.get_tensor("global_step") == 5
     assert tf.train.latest_checkpoint(str(tmp_path / "out")) == prefix
-    assert not [f for f in os.listdir(tmp_path / "out") if f.startswith(".tmp")]
+    assert not [f for f in os.listdir(tmp_path / "out") if io.is_temporary(f)]  # no temporary left
     # Saving again refuses to replace it unless asked, and leaves the files untouched.
     before = open(prefix + ".index", "rb").read()
     with pytest.raises(FileExistsError):
@@ -149,28 +143,6 @@ def test_missing_checkpoints_are_clear_errors(tmp_path):
         convbert_tf.load_original_checkpoint(str(tmp_path), CONFIG)
     with pytest.raises(CheckpointError, match="expected .*nothing.index"):
         convbert_tf.load_original_checkpoint(str(tmp_path / "nothing"), CONFIG)
-
-
-def test_tf2_checkpoint_round_trip_and_config_mismatch(tmp_path):
-    encoder = ConvBertEncoder(CONFIG)
-    prefix = convbert_tf.save_encoder(encoder, str(tmp_path / "tf2"), step=9)
-    assert prefix.endswith("ckpt-9")
-    loaded = convbert_tf.load_encoder(str(tmp_path / "tf2"))
-    assert loaded.config == CONFIG
-    np.testing.assert_array_equal(run(loaded)["sequence_output"].numpy(), run(encoder)["sequence_output"].numpy())
-    with pytest.raises(CheckpointError, match="linear_groups: checkpoint 2 vs given 1"):
-        convbert_tf.load_encoder(str(tmp_path / "tf2"), CONFIG.replace(linear_groups=1))
-    with pytest.raises(CheckpointError, match="load_encoder"):
-        convbert_tf.load_original_checkpoint(str(tmp_path / "tf2"), CONFIG)
-
-
-def test_keras_file_round_trip(tmp_path):
-    encoder = ConvBertEncoder(CONFIG)
-    path = str(tmp_path / "encoder.keras")
-    encoder.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, ConvBertEncoder) and loaded.config == CONFIG
-    np.testing.assert_array_equal(run(loaded)["sequence_output"].numpy(), run(encoder)["sequence_output"].numpy())
 
 
 @pytest.mark.slow  # end to end: CI runs it in the slow tier
