@@ -291,7 +291,7 @@ def test_failed_rename_restores_the_previous_export(tmp_path, encoder, vocab_fil
     rename = os.rename
 
     def failing_rename(src, dst):
-        if os.path.basename(src).startswith(".export.tmp-"):
+        if os.path.exists(os.path.join(src, "new_export")):  # renaming the new export into place
             raise OSError("rename failed")
         rename(src, dst)
 
