@@ -75,16 +75,26 @@ def claimed_output_dir(paths: Paths, settings: Settings, overwrite: bool, resume
     --overwrite has removed the old run).
     """
     _refuse_other_files(paths.root)
+    created = not os.path.exists(paths.root)
     _make(paths.root)
-    check_usable(paths.root, 0)
-    with contextlib.ExitStack() as held:
+    held = contextlib.ExitStack()
+    try:
+        check_usable(paths.root, 0)
         try:
             held.enter_context(run_guard.model_dir_lock(paths.root, LOCK_FILE,
                                                         elsewhere="choose another --output_dir"))
         except ConfigError as e:  # another quickstart holds the folder
             raise QuickstartError(str(e)) from None
         run_guard.remove_interrupted_writes(paths.root, (io.TEMPORARY_GLOB,))
-        yield _decide(paths, settings, overwrite, resume, log)
+        state = _decide(paths, settings, overwrite, resume, log)
+    except BaseException as e:
+        held.close()
+        if created and isinstance(e, QuickstartError):  # a refusal leaves nothing behind
+            with contextlib.suppress(OSError):
+                os.rmdir(paths.root)
+        raise
+    with held:
+        yield state
 
 
 def _remove_own_entries(paths: Paths) -> None:

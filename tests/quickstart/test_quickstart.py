@@ -1,6 +1,7 @@
 """The quickstart end to end (--quick), its output-folder policy, and the loss plot from event files."""
 
 import ast
+import dataclasses
 import io
 import json
 import os
@@ -13,7 +14,7 @@ import tensorflow as tf
 
 from convbert_tf import plotting
 from convbert_tf.quickstart import predict
-from convbert_tf.quickstart.output_dir import check_usable
+from convbert_tf.quickstart.output_dir import check_usable, claimed_output_dir
 from convbert_tf.quickstart.settings import QuickstartError, make_settings, settings_dict
 from convbert_tf.quickstart.paths import Paths
 from convbert_tf.quickstart.progress_view import ProgressView
@@ -119,6 +120,25 @@ def test_too_little_free_space_is_an_error_naming_the_need(tmp_path):
     message = str(refused.value)
     assert " free, but the run needs about " in message and "GiB" in message and "--output_dir" in message
     assert os.listdir(tmp_path) == []  # the write probe is gone
+
+
+def test_a_new_output_dir_refused_for_space_is_not_left_behind(tmp_path):
+    settings = dataclasses.replace(make_settings(True, None, None), required_free_mb=10 ** 12)
+    out = tmp_path / "new"
+    with pytest.raises(QuickstartError, match="free, but the run needs about"):
+        with claimed_output_dir(Paths(str(out)), settings, overwrite=False, resume=True, log=print):
+            pass
+    assert not out.exists()
+
+
+def test_a_claimed_output_dir_is_locked_against_a_second_quickstart(tmp_path):
+    paths, settings = Paths(str(tmp_path / "qs")), make_settings(True, None, None)
+    with claimed_output_dir(paths, settings, overwrite=False, resume=True, log=print) as state:
+        assert state["steps"] == {} and state["settings"] == settings_dict(settings)
+        with pytest.raises(QuickstartError, match="in use by another run.*choose another --output_dir"):
+            with claimed_output_dir(paths, settings, overwrite=False, resume=True, log=print):
+                pass
+    assert sorted(os.listdir(paths.root)) == ["quickstart_state.json"]  # the lock is gone
 
 
 # ----- the progress bar and the serving program --------------------------------------------------
