@@ -7,7 +7,7 @@ import os
 
 from convbert_tf.config import ConfigError
 from convbert_tf.data import pretraining_dataset, tokenization
-from convbert_tf.finetuning.outputs import write_json
+from convbert_tf import io
 from convbert_tf.finetuning.tasks import TASKS
 
 BUILD_RECORD = "ablation_build.json"
@@ -44,7 +44,7 @@ def build_data(corpus_dir: str, data_dir: str, vocab_size: int, max_seq_length: 
         raise ConfigError(f"--corpus_dir: {e}") from None
     log(f"  {summary.vocab_size} tokens, {summary.stats.examples} examples of {max_seq_length} tokens "
         f"in {num_files} files (the last held out)")
-    write_json(record, wanted)
+    io.atomic_write_json(record, wanted)
     return data_dir
 
 

@@ -11,7 +11,7 @@ from convbert_tf.ablation import data, plots, report, runs
 from convbert_tf.ablation.settings import AblationSettings, base_hparams, finetuning_base, plan_runs
 from convbert_tf.ablation.variants import BASELINE, parse_variants
 from convbert_tf.config import ConfigError
-from convbert_tf.finetuning.outputs import atomic_write_text, write_json
+from convbert_tf import io
 from convbert_tf.run_guard import model_dir_lock
 
 REPORT_MARKDOWN = "report.md"
@@ -87,7 +87,7 @@ def run_ablation(settings: AblationSettings, strategy, out=sys.stdout) -> dict:
     os.makedirs(settings.output_dir, exist_ok=True)
     with model_dir_lock(settings.output_dir, LOCK_FILE, elsewhere="use another --output_dir"):
         plans = plan_runs(settings)
-        write_json(os.path.join(settings.output_dir, SETTINGS_RECORD), settings_record(settings, plans))
+        io.atomic_write_json(os.path.join(settings.output_dir, SETTINGS_RECORD), settings_record(settings, plans))
         results, ran, reused = [], [], []
         for number, plan in enumerate(plans, 1):
             print(f"== run {number}/{len(plans)}: {plan.label}, {plan.hp.num_train_steps} steps of "
@@ -136,8 +136,8 @@ def write_report(settings: AblationSettings, results, out=sys.stdout) -> dict:
                            "result": os.path.join("runs", r["variant"]["name"], f"seed-{r['seed']}", runs.RESULT)}
                           for r in results]
     aggregated["plots"] = [os.path.basename(p) for p in (loss_plot, dev_plot) if p]
-    write_json(os.path.join(settings.output_dir, REPORT_JSON), aggregated)
-    atomic_write_text(os.path.join(settings.output_dir, REPORT_MARKDOWN), text)
+    io.atomic_write_json(os.path.join(settings.output_dir, REPORT_JSON), aggregated)
+    io.atomic_write_text(os.path.join(settings.output_dir, REPORT_MARKDOWN), text)
     print("\n" + text, file=out, flush=True)
     return aggregated
 

@@ -22,12 +22,11 @@ import io
 import itertools
 import json
 import os
-import shutil
 
 import numpy as np
 import tensorflow as tf
 
-from convbert_tf.finetuning.outputs import write_json
+from convbert_tf.io import atomic_write_json, replace_directory, temporary_name
 from convbert_tf.pretraining import trainer
 from convbert_tf.pretraining.hparams import PretrainingHParams
 
@@ -115,11 +114,9 @@ def write_initial_checkpoint(hp: PretrainingHParams, references, strategy) -> di
     record = {"batch_digest": batch_digest(run), "digest_batches": DIGEST_BATCHES,
               "parameters": parameter_counts(run), "weights_from": sources}
     final = os.path.join(hp.model_dir, INIT_DIR)
-    tmp = f"{final}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    tf.train.Checkpoint(**run.model.networks()).write(os.path.join(tmp, INIT_PREFIX))
-    write_json(os.path.join(tmp, INIT_RECORD), record)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    temporary = temporary_name(final)
+    os.makedirs(temporary)
+    tf.train.Checkpoint(**run.model.networks()).write(os.path.join(temporary, INIT_PREFIX))
+    atomic_write_json(os.path.join(temporary, INIT_RECORD), record)
+    replace_directory(temporary, final)
     return record

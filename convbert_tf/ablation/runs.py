@@ -26,7 +26,7 @@ import tensorflow as tf
 from convbert_tf.ablation import init
 from convbert_tf.ablation.settings import RunPlan
 from convbert_tf.config import ConfigError
-from convbert_tf.finetuning.outputs import write_json
+from convbert_tf import io
 from convbert_tf.finetuning.runner import run_finetuning
 from convbert_tf.pretraining import trainer
 
@@ -82,7 +82,7 @@ def check_run_record(plan: RunPlan) -> None:
     path = os.path.join(plan.hp.model_dir, RUN_RECORD)
     wanted = {"variant": plan.variant.to_json(), "seed": plan.seed, "hparams": comparable_hparams(plan.hp)}
     if not os.path.exists(path):
-        write_json(path, wanted)
+        io.atomic_write_json(path, wanted)
         return
     saved = _read_json(path)["hparams"]
     current = wanted["hparams"]
@@ -129,7 +129,7 @@ class RunExecution:
             self.progress = _read_json(self.progress_path)
 
     def save_progress(self) -> None:
-        write_json(self.progress_path, self.progress)
+        io.atomic_write_json(self.progress_path, self.progress)
 
     def run(self) -> dict:
         plan = self.plan
@@ -144,7 +144,7 @@ class RunExecution:
         for ft_hp in plan.finetuning:
             self.finetune(ft_hp)
         result = self.result(record)
-        write_json(os.path.join(plan.hp.model_dir, RESULT), result)
+        io.atomic_write_json(os.path.join(plan.hp.model_dir, RESULT), result)
         return result
 
     def pretrain_and_evaluate(self, hp, step: int) -> None:

@@ -1,4 +1,5 @@
-"""Packing tokenized sentences into fixed-length pretraining examples (original release §4.1).
+"""Packing tokenized sentences into fixed-length pretraining examples (`ExampleBuilder` of
+build_pretraining_dataset.py in google-research/electra, which ConvBERT's release uses).
 
 Legend: T = max_length, the length of every example. A and B are the two segments.
 
@@ -82,7 +83,8 @@ class ExampleBuilder:
       max_length: T, the length of every example (at least 5).
       cls_id, sep_id, pad_id: ids of [CLS], [SEP] and [PAD].
       rng: source of randomness with `random()` and `randint(a, b)` (e.g. `random.Random(seed)`).
-      original_segment_bug: build segments with the original release's condition (§9.10).
+      original_segment_bug: build segments with the original release's condition (see
+        `goes_to_first_segment`).
 
     Attributes:
       truncated_tokens: sentence tokens dropped so far because an example overflowed T.

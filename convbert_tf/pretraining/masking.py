@@ -6,8 +6,9 @@ Legend:
     P  masked positions per sequence, N_max = int((mask_prob + 0.005) · T) by default
     ...  any trailing dimensions of a gathered sequence (e.g. D hidden)
 
-Reference: the original release's `pretrain_helpers.mask`, `original_release.md` §4.2, and
-the duplicate-position bug of §9.11. Everything here is a pure function built from
+Reference: `mask` in pretrain/pretrain_helpers.py of google-research/electra (which ConvBERT's
+release uses unchanged), including its duplicate-position behaviour: a position drawn twice
+gets the two sampled ids averaged by `scatter_update`. Everything here is a pure function built from
 stateless random ops, so it runs in `tf.data` map functions, under
 `tf.function(jit_compile=True)` (static shapes), and gives the same result for the same
 seed.
@@ -46,7 +47,7 @@ def scatter_positions(
     Slots with weight 0 are ignored wherever they point (the masking code gives them
     position 0). When several weighted slots name the same position, the LAST such slot
     (highest p) wins: a deterministic rule, unlike the original's `scatter_update`, which
-    averaged duplicate updates into an arbitrary token id (§9.11). Positions outside
+    averaged duplicate updates into an arbitrary token id. Positions outside
     [0, T) match nothing and are ignored.
 
     Args:
@@ -123,7 +124,8 @@ def mask_tokens(
     keep_prob: float = 0.15,
     sample_with_replacement: bool = False,
 ) -> dict[str, tf.Tensor]:
-    """Chooses positions to predict and hides them, as the original's dynamic masking (§4.2).
+    """Chooses positions to predict and hides them, as the original's dynamic masking
+    (`mask` in ELECTRA's pretrain/pretrain_helpers.py).
 
     Per sequence b:
       * candidates: real tokens (input_mask = 1) whose id is not in `special_ids` and is
@@ -146,7 +148,7 @@ def mask_tokens(
         duplicated position several times, as in the original. Such a position becomes
         [MASK] if any of its slots chose [MASK] (the original's rule, `hide_positions`).
         (The generator's samples are scattered later; there the original averaged two
-        samples at one position into ⌊(a+b)/2⌋, an arbitrary token id (§9.11), which is
+        samples at one position into ⌊(a+b)/2⌋, an arbitrary token id, which is
         not reproduced: the last slot wins, see `scatter_positions`.)
     A sequence without any candidate (e.g. all padding) gets weight 0 in every slot.
 
@@ -171,6 +173,38 @@ def mask_tokens(
         `masked_lm_ids` [B, P] int32 (original ids, 0 where weight 0) and
         `masked_lm_weights` [B, P] float32.
     """
+    input_ids, input_mask, num_slots = _checked_inputs(
+        input_ids, input_mask, mask_prob, keep_prob, max_predictions_per_seq)
+    position_seed, replace_seed = tf.unstack(
+        tf.random.experimental.stateless_split(_seed_pair(seed), 2)
+    )  # [2], [2]
+    is_candidate = _candidates(input_ids, input_mask, special_ids, mask_id)  # [B, T]
+    num_candidates = tf.reduce_sum(tf.cast(is_candidate, tf.int32), axis=1)  # [B]
+    num_to_predict = _num_to_predict(input_mask, mask_prob, num_slots)  # [B]
+
+    sample = _sample_with_replacement if sample_with_replacement else _sample_distinct
+    positions, is_weighted = sample(is_candidate, num_candidates, num_to_predict, num_slots, position_seed)
+
+    masked_lm_positions = tf.where(is_weighted, positions, 0)  # [B, P]
+    masked_lm_ids = tf.where(
+        is_weighted, gather_positions(input_ids, masked_lm_positions), 0
+    )  # [B, P]
+    masked_lm_weights = tf.cast(is_weighted, tf.float32)  # [B, P]
+
+    batch_size = tf.shape(input_ids)[0]
+    replace_draw = tf.random.stateless_uniform([batch_size, num_slots], seed=replace_seed)  # [B, P]
+    masks_slot = tf.logical_and(is_weighted, replace_draw < 1.0 - keep_prob)  # [B, P]
+    masked_input_ids = hide_positions(input_ids, masked_lm_positions, masks_slot, mask_id)  # [B, T]
+    return {
+        "masked_input_ids": masked_input_ids,
+        "masked_lm_positions": masked_lm_positions,
+        "masked_lm_ids": masked_lm_ids,
+        "masked_lm_weights": masked_lm_weights,
+    }
+
+
+def _checked_inputs(input_ids, input_mask, mask_prob, keep_prob, max_predictions_per_seq):
+    """`mask_tokens`' arguments checked: (input_ids [B, T] int32, input_mask [B, T] int32, P)."""
     input_ids = tf.cast(tf.convert_to_tensor(input_ids), tf.int32)  # [B, T]
     input_mask = tf.cast(tf.convert_to_tensor(input_mask), tf.int32)  # [B, T]
     if input_ids.shape.rank != 2 or input_ids.shape[1] is None:
@@ -196,56 +230,53 @@ def mask_tokens(
             f"mask_tokens: max_predictions_per_seq must be in [1, T={seq_length}], got "
             f"{num_slots}."
         )
-    position_seed, replace_seed = tf.unstack(
-        tf.random.experimental.stateless_split(_seed_pair(seed), 2)
-    )  # [2], [2]
+    return input_ids, input_mask, num_slots
 
+
+def _candidates(input_ids, input_mask, special_ids, mask_id) -> tf.Tensor:
+    """[B, T] True on real tokens that are not special and not [MASK]."""
     excluded = tf.constant(sorted(set(int(i) for i in special_ids) | {int(mask_id)}), tf.int32)
     is_special = tf.reduce_any(tf.equal(input_ids[:, :, None], excluded), axis=-1)  # [B, T]
-    is_candidate = tf.logical_and(tf.equal(input_mask, 1), tf.logical_not(is_special))  # [B, T]
-    num_candidates = tf.reduce_sum(tf.cast(is_candidate, tf.int32), axis=1)  # [B]
+    return tf.logical_and(tf.equal(input_mask, 1), tf.logical_not(is_special))  # [B, T]
 
+
+def _num_to_predict(input_mask, mask_prob, num_slots) -> tf.Tensor:
+    """[B] n_b = max(1, min(P, round(mask_prob · Σ_t input_mask[b, t]))), round half to even."""
     num_tokens = tf.reduce_sum(tf.cast(input_mask, tf.float32), axis=1)  # [B]
     num_to_predict = tf.cast(tf.round(num_tokens * mask_prob), tf.int32)  # [B]
-    num_to_predict = tf.maximum(1, tf.minimum(num_slots, num_to_predict))  # [B]
+    return tf.maximum(1, tf.minimum(num_slots, num_to_predict))  # [B]
 
-    batch_size = tf.shape(input_ids)[0]
+
+def _sample_with_replacement(is_candidate, num_candidates, num_to_predict, num_slots, seed):
+    """(positions [B, P], is_weighted [B, P]): P independent uniform draws over the candidates.
+
+    Like the original's `categorical` over log(candidate mask), built from a uniform draw so
+    that it also compiles with XLA (StatelessMultinomial has no XLA kernel): draw k, the rank
+    among candidates, and find the candidate of that rank.
+    """
+    batch_size = tf.shape(is_candidate)[0]
     slot = tf.range(num_slots)[None, :]  # [1, P]
-    if sample_with_replacement:
-        # P independent uniform draws over the candidates, like the original's
-        # `categorical` over log(candidate mask), built from a uniform draw so that it also
-        # compiles with XLA (StatelessMultinomial has no XLA kernel): draw k, the rank
-        # among candidates, and find the candidate of that rank.
-        draw = tf.random.stateless_uniform([batch_size, num_slots], seed=position_seed)  # [B, P]
-        rank = tf.cast(draw * tf.cast(num_candidates, tf.float32)[:, None], tf.int32)  # [B, P]
-        rank = tf.minimum(rank, tf.maximum(num_candidates - 1, 0)[:, None])  # [B, P]
-        candidate_rank = tf.cumsum(tf.cast(is_candidate, tf.int32), axis=1) - 1  # [B, T]
-        is_drawn = tf.logical_and(
-            tf.equal(candidate_rank[:, None, :], rank[:, :, None]), is_candidate[:, None, :]
-        )  # [B, P, T]
-        positions = tf.argmax(tf.cast(is_drawn, tf.int32), axis=2, output_type=tf.int32)  # [B, P]
-        is_weighted = tf.logical_and(
-            slot < num_to_predict[:, None], (num_candidates > 0)[:, None]
-        )  # [B, P]
-    else:
-        scores = tf.random.stateless_uniform([batch_size, seq_length], seed=position_seed)  # [B, T]
-        scores = tf.where(is_candidate, scores, -1.0)  # [B, T], candidates first
-        _, positions = tf.math.top_k(scores, k=num_slots)  # [B, P]
-        num_weighted = tf.minimum(num_to_predict, num_candidates)  # [B]
-        is_weighted = slot < num_weighted[:, None]  # [B, P]
-
-    masked_lm_positions = tf.where(is_weighted, positions, 0)  # [B, P]
-    masked_lm_ids = tf.where(
-        is_weighted, gather_positions(input_ids, masked_lm_positions), 0
+    draw = tf.random.stateless_uniform([batch_size, num_slots], seed=seed)  # [B, P]
+    rank = tf.cast(draw * tf.cast(num_candidates, tf.float32)[:, None], tf.int32)  # [B, P]
+    rank = tf.minimum(rank, tf.maximum(num_candidates - 1, 0)[:, None])  # [B, P]
+    candidate_rank = tf.cumsum(tf.cast(is_candidate, tf.int32), axis=1) - 1  # [B, T]
+    is_drawn = tf.logical_and(
+        tf.equal(candidate_rank[:, None, :], rank[:, :, None]), is_candidate[:, None, :]
+    )  # [B, P, T]
+    positions = tf.argmax(tf.cast(is_drawn, tf.int32), axis=2, output_type=tf.int32)  # [B, P]
+    is_weighted = tf.logical_and(
+        slot < num_to_predict[:, None], (num_candidates > 0)[:, None]
     )  # [B, P]
-    masked_lm_weights = tf.cast(is_weighted, tf.float32)  # [B, P]
+    return positions, is_weighted
 
-    replace_draw = tf.random.stateless_uniform([batch_size, num_slots], seed=replace_seed)  # [B, P]
-    masks_slot = tf.logical_and(is_weighted, replace_draw < 1.0 - keep_prob)  # [B, P]
-    masked_input_ids = hide_positions(input_ids, masked_lm_positions, masks_slot, mask_id)  # [B, T]
-    return {
-        "masked_input_ids": masked_input_ids,
-        "masked_lm_positions": masked_lm_positions,
-        "masked_lm_ids": masked_lm_ids,
-        "masked_lm_weights": masked_lm_weights,
-    }
+
+def _sample_distinct(is_candidate, num_candidates, num_to_predict, num_slots, seed):
+    """(positions [B, P], is_weighted [B, P]): n_b distinct candidates by random scores and top-k."""
+    batch_size, seq_length = tf.shape(is_candidate)[0], is_candidate.shape[1]
+    slot = tf.range(num_slots)[None, :]  # [1, P]
+    scores = tf.random.stateless_uniform([batch_size, seq_length], seed=seed)  # [B, T]
+    scores = tf.where(is_candidate, scores, -1.0)  # [B, T], candidates first
+    _, positions = tf.math.top_k(scores, k=num_slots)  # [B, P]
+    num_weighted = tf.minimum(num_to_predict, num_candidates)  # [B]
+    is_weighted = slot < num_weighted[:, None]  # [B, P]
+    return positions, is_weighted

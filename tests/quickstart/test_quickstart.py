@@ -1,5 +1,8 @@
 """The quickstart end to end (--quick), its output-folder policy, and the loss plot from event files."""
 
+import ast
+import dataclasses
+import io
 import json
 import os
 import subprocess
@@ -10,8 +13,14 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf import plotting
+from convbert_tf.quickstart import predict
+from convbert_tf.quickstart.output_dir import check_usable, claimed_output_dir
+from convbert_tf.quickstart.settings import QuickstartError, make_settings, settings_dict
+from convbert_tf.quickstart.paths import Paths
+from convbert_tf.quickstart.progress_view import ProgressView
+from convbert_tf.training.progress import ProgressEvent
+from repo_paths import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -41,9 +50,7 @@ def png_size(path):
 
 def write_state(folder, **changes):
     """A quickstart state file as an earlier invocation leaves it (settings of --quick)."""
-    code = ("import json, quickstart\n"
-            "print(json.dumps(quickstart.settings_dict(quickstart.make_settings(True, None, None))))")
-    settings = json.loads(run(["-c", code], timeout=120).stdout)
+    settings = settings_dict(make_settings(True, None, None))
     state = {"format": 1, "settings": settings, "started": "2026-01-01 00:00:00", "finished": None, "steps": {}}
     state.update(changes)
     os.makedirs(folder, exist_ok=True)
@@ -108,11 +115,77 @@ def test_a_read_only_output_dir_fails_fast(tmp_path):
 
 
 def test_too_little_free_space_is_an_error_naming_the_need(tmp_path):
-    code = (f"import quickstart\ntry:\n    quickstart._check_free_space({str(tmp_path)!r}, 10 ** 12)\n"
-            "except quickstart.QuickstartError as e:\n    print(e)\n")
-    result = run(["-c", code], timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "MB free on the disk of" in result.stdout and "needs about 1000000000000 MB" in result.stdout
+    with pytest.raises(QuickstartError) as refused:
+        check_usable(str(tmp_path), 10 ** 12)
+    message = str(refused.value)
+    assert " free, but the run needs about " in message and "GiB" in message and "--output_dir" in message
+    assert os.listdir(tmp_path) == []  # the write probe is gone
+
+
+def test_a_new_output_dir_refused_for_space_is_not_left_behind(tmp_path):
+    settings = dataclasses.replace(make_settings(True, None, None), required_free_mb=10 ** 12)
+    out = tmp_path / "new"
+    with pytest.raises(QuickstartError, match="free, but the run needs about"):
+        with claimed_output_dir(Paths(str(out)), settings, overwrite=False, resume=True, log=print):
+            pass
+    assert not out.exists()
+
+
+def test_a_claimed_output_dir_is_locked_against_a_second_quickstart(tmp_path):
+    paths, settings = Paths(str(tmp_path / "qs")), make_settings(True, None, None)
+    with claimed_output_dir(paths, settings, overwrite=False, resume=True, log=print) as state:
+        assert state["steps"] == {} and state["settings"] == settings_dict(settings)
+        with pytest.raises(QuickstartError, match="in use by another run.*choose another --output_dir"):
+            with claimed_output_dir(paths, settings, overwrite=False, resume=True, log=print):
+                pass
+    assert sorted(os.listdir(paths.root)) == ["quickstart_state.json"]  # the lock is gone
+
+
+# ----- the progress bar and the serving program --------------------------------------------------
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_progress_view_shows_events_and_passes_other_lines():
+    log = io.StringIO()
+    view = ProgressView(("gen", "disc"), stream=log)
+    view.progress(ProgressEvent(step=5, total_steps=10, losses={"gen": 3.5, "disc": 0.5}, rate=1234.0,
+                                unit="tok/s", eta_s=65.0))
+    view.write("saved a checkpoint\n")
+    view.close()
+    assert log.getvalue() == ("    step 5/10 | gen 3.5000 | disc 0.5000 | 1,234 tok/s | ETA 0:01:05\n"
+                              "    saved a checkpoint\n")
+    assert view.points == [(5, {"gen": 3.5, "disc": 0.5})]
+
+    terminal = Terminal()
+    bar = ProgressView(("loss",), stream=terminal)
+    for step, loss in ((1, 0.75), (2, 0.5)):
+        bar.progress(ProgressEvent(step=step, total_steps=20, losses={"loss": loss}, rate=10.0, unit="examples/s",
+                                   eta_s=30.0, loss_note="per example"))
+    bar.close()
+    assert "] 2/20  loss 0.500 (from 0.750)  ETA 0:00:30" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")
+
+
+def test_the_progress_view_reads_printed_progress_lines_as_events():
+    """A loop that still prints its progress lines gives the same points as one reporting events."""
+    log = io.StringIO()
+    view = ProgressView(("loss",), stream=log)
+    view.write("step 3/9 | loss 0.6931 per example | 12.5 examples/s | ETA 0:00:07\nother")
+    view.close()
+    assert view.points == [(3, {"loss": 0.6931})]
+    assert log.getvalue() == "    step 3/9 | loss 0.6931 per example | 12.5 examples/s | ETA 0:00:07\n    other\n"
+
+
+def test_the_serving_program_finds_the_classifier_of_its_output_folder():
+    paths = Paths("/runs/qs")
+    assert os.path.join(paths.root, predict.SAVED_MODEL) == paths.classifier
+    tree = ast.parse(open(predict.__file__).read())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"argparse", "json", "os", "sys", "tensorflow", "tensorflow_text"}, imported
 
 
 # ----- the loss plot --------------------------------------------------------------------------

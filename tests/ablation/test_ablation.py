@@ -18,7 +18,8 @@ from convbert_tf.ablation import budget, data, experiment, init, report, runs
 from convbert_tf.ablation.settings import AblationSettings, base_hparams, plan_runs, pretraining_hparams, train_steps
 from convbert_tf.ablation.variants import LADDER, Variant, parse_variants
 from convbert_tf.config import ConfigError
-from tests.finetuning_data import sentiment_rows, write_sst
+from finetuning_data import sentiment_rows, write_sst
+from repo_paths import ROOT
 
 # A 32-wide, 1-layer model on 32-token records: a train step takes milliseconds.
 TINY_MODEL = {"max_seq_length": 32, "train_batch_size": 8, "eval_batch_size": 8, "embedding_size": 16,
@@ -344,15 +345,14 @@ def test_rerun_skips_finished_runs_and_resumes_an_interrupted_one(ablation):
 
 @pytest.mark.slow
 def test_the_command_line_runs_an_ablation_and_exits_1_on_bad_options(ablation, tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, "-m", "convbert_tf.ablation", f"--output_dir={tmp_path}", "--variants=+span_conv",
                f"--data_dir={ablation['settings'].data_dir}", f"--model_size={json.dumps(TINY_MODEL)}",
                "--num_train_steps=2", "--num_eval_points=1", "--seeds=3"]
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| +span_conv | 1 |" in done.stdout
     assert os.path.exists(tmp_path / "runs" / "+span_conv" / "seed-3" / "result.json")
-    refused = subprocess.run(command + ["--flops_budget=bert:3"], cwd=root, env=env, capture_output=True, text=True,
+    refused = subprocess.run(command + ["--flops_budget=bert:3"], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=600)
     assert refused.returncode == 1 and "at most one of --num_train_steps" in refused.stderr

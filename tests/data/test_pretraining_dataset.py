@@ -12,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bert_reference_tokenizer import ReferenceTokenizer
-from convbert_tf.data.pretraining_dataset import DatasetBuildError, build_pretraining_dataset, find_corpus_files
+from repo_paths import ROOT
+from convbert_tf.data.corpus_files import find_corpus_files
+from convbert_tf.data.pretraining_dataset import DatasetBuildError, build_pretraining_dataset
 from convbert_tf.data.tokenization import BertTokenizer
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(ROOT)
 SCRIPT = REPO / "build_pretraining_dataset.py"
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "cafe"]

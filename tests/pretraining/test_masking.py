@@ -1,4 +1,4 @@
-"""Tests of dynamic masking (§4.2) and of gather/scatter at masked positions."""
+"""Tests of dynamic masking (ELECTRA's `pretrain_helpers.mask`) and of gather/scatter at masked positions."""
 
 import numpy as np
 import pytest
@@ -85,7 +85,7 @@ def run_mask(input_ids, input_mask, seed=(3, 4), **kwargs):
 
 
 def check_invariants(input_ids, input_mask, out, allow_duplicates):
-    """Everything §4.2 promises, sequence by sequence; returns (#[MASK], #kept) slots."""
+    """Everything `mask_tokens` promises, sequence by sequence; returns (#[MASK], #kept) slots."""
     num_slots = out["masked_lm_positions"].shape[1]
     n = num_to_predict_reference(input_mask, num_slots)
     is_candidate = (input_mask == 1) & ~np.isin(input_ids, SPECIAL)
@@ -167,7 +167,7 @@ def test_duplicates_only_with_replacement():
         for b in np.flatnonzero(real):
             chosen = out["masked_lm_positions"][b][out["masked_lm_weights"][b] > 0]
             rows_with_duplicates += len(set(chosen.tolist())) < len(chosen)
-        # 19 draws over ~100–126 candidates: most rows have a duplicate (§9.11).
+        # 19 draws over ~100–126 candidates: most rows have a duplicate position.
         assert (rows_with_duplicates > real.sum() // 3) == expect_duplicates
 
 
