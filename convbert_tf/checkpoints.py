@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from convbert_tf.config import ConvBertConfig, generator_config, load_config
 from convbert_tf.encoder import ConvBertEncoder
-from convbert_tf.layers.mlm_head import MaskedLMHead
-from convbert_tf.layers.rtd_head import ReplacedTokenDetectionHead
+from convbert_tf.layers.masked_lm_head import MaskedLMHead
+from convbert_tf.layers.replaced_token_detection_head import ReplacedTokenDetectionHead
 
 CONFIG_FILENAME = "config.json"
 DISCRIMINATOR_SCOPE = "electra"

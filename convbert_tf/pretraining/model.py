@@ -12,7 +12,7 @@ from convbert_tf import ops
 from convbert_tf.checkpoints import build_discriminator_head, build_generator
 from convbert_tf.config import ConvBertConfig
 from convbert_tf.encoder import ConvBertEncoder
-from convbert_tf.layers.mlm_head import MaskedLMHead
+from convbert_tf.layers.masked_lm_head import MaskedLMHead
 from convbert_tf.pretraining.masking import gather_positions, scatter_positions
 
 # Keeps the log of a zero uniform draw finite (the original's value).

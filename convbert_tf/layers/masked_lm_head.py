@@ -15,7 +15,8 @@ from convbert_tf.ops import LAYER_NORM_EPSILON
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class MaskedLMHead(keras.layers.Layer):
-    """logits = LayerNorm(act(hidden W + b)) word_embeddings^T + output_bias (reference §4.3).
+    """logits = LayerNorm(act(hidden W + b)) word_embeddings^T + output_bias (ELECTRA's
+    `run_pretraining.py`, `_get_masked_lm_output`).
 
     The output matrix is the transposed word-embedding table, shared with the encoders; the
     head owns only `dense` [D, E], `LayerNorm` and `output_bias` [V] (original scope
