@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from tests import numpy_reference as ref
+import numpy_reference as ref
 
-# The three released sizes (§2), as BertConfig-style dicts.
+# The three released sizes, as BertConfig-style dicts.
 _COMMON = dict(num_hidden_layers=12, vocab_size=30522, max_position_embeddings=512,
                type_vocab_size=2, conv_kernel_size=9, head_ratio=2, conv_type="sdconv",
                hidden_act="gelu")
@@ -496,7 +496,7 @@ def test_random_params_are_nontrivial_and_order_independent():
 @pytest.mark.parametrize("with_adam_slots, global_step", [(False, 0), (True, 7), (False, None)])
 def test_tf1_checkpoint_round_trip(tmp_path, with_adam_slots, global_step):
     tf = pytest.importorskip("tensorflow")
-    from tests.tf1_checkpoint import write_tf1_checkpoint
+    from tf1_checkpoint import write_tf1_checkpoint
 
     config = _tiny(num_hidden_layers=1)
     shapes = {**ref.original_param_shapes(config),

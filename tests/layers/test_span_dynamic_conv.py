@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from convbert_tf import ConvBertEncoder, ops
 from convbert_tf.config import CONV_IMPLEMENTATIONS, ConfigError
-from convbert_tf.layers.span_conv import IMPLEMENTATIONS, SpanDynamicConv
-from tests.test_numerics import padded_batch, tiny_config
+from convbert_tf.layers.span_dynamic_conv import IMPLEMENTATIONS, SpanDynamicConv
+from tiny_configs import padded_batch, tiny_config
 
 ATOL = 1e-5
 FAST = [name for name in IMPLEMENTATIONS if name != "unfold"]

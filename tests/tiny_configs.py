@@ -1,0 +1,32 @@
+"""The tiny ConvBertConfigs (and a padded batch for them) the layer, encoder, numerics and
+benchmark tests build, so that every test module sizes its model the same way."""
+
+import numpy as np
+
+from convbert_tf import ConvBertConfig
+
+# The layer tests' widths: hidden D = 12 in 4 heads of H = 3, so head_ratio 2 gives 2 attention
+# and 2 convolution heads (C = 6).
+LAYER_HIDDEN, LAYER_HEADS = 12, 4
+
+
+def tiny_config(**changes):
+    """A two-layer encoder with every ConvBERT part (E != D, K 3, dropout on); `changes` override."""
+    values = dict(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, embedding_size=16, max_position_embeddings=24,
+                  conv_kernel_size=3, head_ratio=2, linear_groups=1, hidden_dropout_prob=0.1,
+                  attention_probs_dropout_prob=0.1)
+    values.update(changes)
+    return ConvBertConfig(**values)
+
+
+def padded_batch(config, seed=1, length=12, lengths=(12, 9, 5)):
+    """Inputs of len(lengths) rows padded to `length`: ids, 1/0 mask, two segments per row."""
+    rng = np.random.default_rng(seed)
+    input_ids = rng.integers(1, config.vocab_size, size=(len(lengths), length)).astype(np.int32)
+    input_mask = np.zeros_like(input_ids)
+    for row, n in enumerate(lengths):
+        input_mask[row, :n] = 1
+    input_ids *= input_mask
+    segment_ids = (np.arange(length)[None] >= np.array(lengths)[:, None] // 2).astype(np.int32) * input_mask
+    return {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
