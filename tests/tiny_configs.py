@@ -30,3 +30,20 @@ def padded_batch(config, seed=1, length=12, lengths=(12, 9, 5)):
     input_ids *= input_mask
     segment_ids = (np.arange(length)[None] >= np.array(lengths)[:, None] // 2).astype(np.int32) * input_mask
     return {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+
+
+def reference_config(**overrides):
+    """The tiny config of the NumPy reference's self-checks, as a BertConfig-style dict."""
+    values = dict(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, max_position_embeddings=16, type_vocab_size=2,
+                  embedding_size=16, head_ratio=2, conv_kernel_size=3, linear_groups=1,
+                  conv_type="sdconv", hidden_act="gelu")
+    return dict(values, **overrides)
+
+
+def reference_inputs(rng, batch, length, real_lengths, vocab):
+    """Random ids/segments with [PAD]=0 beyond each real length; both segment ids occur."""
+    ids = rng.integers(1, vocab, size=(batch, length))
+    mask = (np.arange(length)[None] < np.asarray(real_lengths)[:, None]).astype(np.int32)
+    segments = (np.arange(length)[None] >= np.asarray(real_lengths)[:, None] // 2).astype(np.int32)
+    return ids * mask, mask, segments * mask
