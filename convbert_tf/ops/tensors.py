@@ -1,4 +1,5 @@
-"""Small tensor helpers every layer uses: static-or-dynamic shapes and the half-precision upcast."""
+"""Small tensor helpers every layer uses: static-or-dynamic shapes, the half-precision upcast,
+and the original release's LayerNorm epsilon."""
 
 import tensorflow as tf
 
