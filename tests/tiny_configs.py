@@ -20,6 +20,14 @@ def tiny_config(**changes):
     return ConvBertConfig(**values)
 
 
+def micro_config(**changes):
+    """A 16-wide encoder of 8 positions (the config's other fields at their defaults); `changes` override."""
+    values = dict(vocab_size=20, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                  intermediate_size=32, max_position_embeddings=8, conv_kernel_size=3)
+    values.update(changes)
+    return ConvBertConfig(**values)
+
+
 def padded_batch(config, seed=1, length=12, lengths=(12, 9, 5)):
     """Inputs of len(lengths) rows padded to `length`: ids, 1/0 mask, two segments per row."""
     rng = np.random.default_rng(seed)
