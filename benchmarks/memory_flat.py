@@ -53,7 +53,7 @@ def parse_args(argv=None):
 
 def write_inputs(data_dir: str) -> None:
     """vocab.txt and records enough for a few epochs' variety (the input pipeline repeats them)."""
-    from benchmarks.suite import write_data
+    from benchmarks.workloads import write_data
     os.makedirs(os.path.join(data_dir, "pretrain_tfrecords"), exist_ok=True)
     records = write_data(data_dir, VOCAB_SIZE, SEQ_LENGTH, records=2048)
     os.replace(records, os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord"))

@@ -52,7 +52,7 @@ def parse_args(argv=None):
     unknown = [s for s in sizes if s not in MODEL_SIZES]
     if unknown:
         parser.error(f"--sizes: unknown size(s) {unknown}; use {list(MODEL_SIZES)}")
-    from benchmarks.suite import SECTIONS
+    from benchmarks.options import SECTIONS
     sections = SECTIONS if args.sections == "all" else tuple(x.strip() for x in args.sections.split(",") if x.strip())
     if not sections or any(x not in SECTIONS for x in sections):
         parser.error(f"--sections: use 'all' or a comma-separated list among {list(SECTIONS)}")
@@ -68,21 +68,73 @@ def parse_args(argv=None):
     return args, tuple(sizes)
 
 
+def run_all(options, out) -> list:
+    """Runs the chosen sections, prints the figures and the goal verdicts; returns the verdicts."""
+    from benchmarks import goals, machine, options as options_module, timing, workloads
+    report = timing.Report(out)
+    shapes = options_module.QUICK_SHAPES if options.quick else options_module.Shapes()
+    report.line(f"machine: {machine.machine_description(options)}")
+    report.line(f"figures are medians of {options.repeats} interleaved repeats (+-: half the range, in % "
+                "of the median); tokens/s count every position of the batch")
+    workspace = workloads.Workspace(options, shapes)
+    half = "float16" if "GPU" in options.device.upper() and options.dtype == "float16" else "bfloat16"
+    figures = goals.Figures(half=half)
+    try:
+        machine.matmul_peak(options.dtype, options, report)
+        _run_sections(figures, workspace, options, shapes, report)
+    finally:
+        workspace.close()
+    return goals.report_goals(figures, options, report)
+
+
+def _run_sections(figures, workspace, options, shapes, report):
+    """The chosen sections in order, each timed; their figures go into `figures`."""
+    from benchmarks.sections import fusions, layer, optimizer, pipeline, precision, serving, sizes, window_sum
+    chosen, dtype = set(options.sections), options.dtype
+    run_sizes = ("small",) if options.quick else options.sizes
+    if "layer" in chosen:
+        with report.section():
+            figures.layer = layer.attention_layer_section(options, shapes, report, dtype)
+        with report.section():
+            window_sum.window_sum_section(options, shapes, report, dtype)
+    if "fusions" in chosen:
+        for size in run_sizes:
+            with report.section():
+                fusions.fusions_section(size, options, shapes, report, dtype)
+                optimizer.optimizer_section(size, options, report)
+    if chosen & {"sizes", "serving", "pipeline"}:  # serving and pipeline use a size's figures
+        for size in run_sizes:
+            with report.section():
+                figures.sizes[size] = sizes.size_section(size, workspace, options, shapes, report, dtype)
+    if "serving" in chosen:
+        with report.section():
+            figures.saved_model_ratio = serving.savedmodel_section(
+                next(iter(figures.sizes.values())), workspace, options, report)
+    if "pipeline" in chosen:
+        consumed = max(result["max_tokens_per_second"] for result in figures.sizes.values())
+        with report.section():
+            figures.pipeline_ratio = pipeline.input_pipeline_section(workspace, options, shapes, report, consumed)
+    if "precision" in chosen:
+        with report.section():
+            figures.precision = precision.precision_section(workspace, options, shapes, report, figures.half)
+
+
 def main(argv=None):
     args, sizes = parse_args(argv)
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
-    from benchmarks import suite
-    problem = suite.device_problem(args.device)
+    from benchmarks.machine import device_problem
+    from benchmarks.options import Options
+    problem = device_problem(args.device)
     if problem:
         sys.exit(f"benchmarks.run: --device={args.device}: {problem}")
-    options = suite.Options(sizes=sizes, repeats=1 if args.quick else args.repeats, dtype=args.dtype,
-                            jit_compile=args.jit_compile, device=args.device, threads=args.threads,
-                            inter_op_threads=args.inter_op_threads,
-                            conv_implementation=args.conv_implementation, quick=args.quick,
-                            precision_steps=args.precision_steps, sections=args.sections)
-    suite.run_all(options, sys.stdout)
+    options = Options(sizes=sizes, repeats=1 if args.quick else args.repeats, dtype=args.dtype,
+                      jit_compile=args.jit_compile, device=args.device, threads=args.threads,
+                      inter_op_threads=args.inter_op_threads,
+                      conv_implementation=args.conv_implementation, quick=args.quick,
+                      precision_steps=args.precision_steps, sections=args.sections)
+    run_all(options, sys.stdout)
 
 
 if __name__ == "__main__":

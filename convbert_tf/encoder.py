@@ -7,8 +7,8 @@ import keras
 import tensorflow as tf
 
 from convbert_tf.config import ConvBertConfig, load_config
-from convbert_tf.layers.embeddings import ConvBertEmbeddings
-from convbert_tf.layers.encoder_block import ConvBertBlock
+from convbert_tf.layers.conv_bert_embeddings import ConvBertEmbeddings
+from convbert_tf.layers.conv_bert_block import ConvBertBlock
 
 INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 

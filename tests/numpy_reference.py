@@ -1,8 +1,8 @@
 """Independent NumPy reference of the original TF1.15 ConvBERT computation, for tests.
 
-Written from the equations of `/work/shared/reference/original_release.md` (sections 1-3)
-only, never from the Keras model under `convbert_tf/`, so the two can be checked against
-each other. Everything is computed in float64 and returned as float64; dropout is the
+Written from the original release's equations (yitu-opensource/ConvBert, `model/modeling.py`,
+and ELECTRA's `run_pretraining.py` for the heads) only, never from the Keras model under
+`convbert_tf/`, so the two can be checked against each other. Everything is computed in float64 and returned as float64; dropout is the
 identity (inference). Parameters are plain dicts keyed by the original TF1 checkpoint
 variable names (`electra/encoder/layer_3/attention/self/conv_attn_key/depthwise_kernel`).
 
@@ -10,11 +10,11 @@ Dimension legend (shape comments use these letters):
 
   B   batch size
   T   sequence length
-  H   hidden size of the encoder (`hidden_size`)
-  E   embedding width (`embedding_size`; None means H)
+  D   hidden size of the encoder (`hidden_size`)
+  E   embedding width (`embedding_size`; None means D)
   N'  heads per branch: N' self-attention heads and N' conv heads
-  d   head size, H // N with N the *config* `num_attention_heads`
-  A   bottleneck width, N'·d (= H / head_ratio when divisible)
+  d   head size, D // N with N the *config* `num_attention_heads`
+  A   bottleneck width, N'·d (= D / head_ratio when divisible)
   K   conv kernel size (`conv_kernel_size`, odd); c = (K - 1) / 2
   G   groups of the grouped linear (`linear_groups`)
   I   intermediate (feed-forward) size
@@ -26,7 +26,7 @@ import zlib
 
 import numpy as np
 
-# BertConfig defaults for the standard fields (§1.1). `vocab_size` and the four ConvBERT
+# BertConfig defaults for the standard fields (`modeling.BertConfig`). `vocab_size` and the four ConvBERT
 # fields have no default: the original raises AttributeError without them.
 _BERT_DEFAULTS = {
     "hidden_size": 768,
@@ -61,10 +61,10 @@ def embedding_width(config):
 
 
 def head_arithmetic(num_attention_heads, hidden_size, head_ratio):
-    """Returns (N', d, A) as the original `attention_layer` computes them (§1.3).
+    """Returns (N', d, A) as the original `attention_layer` computes them.
 
     N' = int(N / γ); when that is < 1 the original falls back to N' = 1 (and resets
-    γ := N, which only matters through N'). d = H // N always uses the config N (which
+    γ := N, which only matters through N'). d = D // N always uses the config N (which
     may be a float such as 2.0 for generators). A = N'·d.
     """
     new_heads = int(num_attention_heads / head_ratio)
@@ -83,7 +83,7 @@ def _dims(config):
     k = int(_field(config, "conv_kernel_size"))
     return {
         "V": int(_field(config, "vocab_size")),
-        "H": h,
+        "D": h,
         "E": embedding_width(config),
         "L": int(_field(config, "num_hidden_layers")),
         "I": int(_field(config, "intermediate_size")),
@@ -100,7 +100,7 @@ def _dims(config):
 
 
 # --------------------------------------------------------------------------------------
-# Variable names and shapes (§2, §3)
+# Variable names and shapes
 # --------------------------------------------------------------------------------------
 
 def _grouped_linear_shapes(scope, n_in, n_out, groups):
@@ -119,7 +119,7 @@ def _grouped_linear_shapes(scope, n_in, n_out, groups):
 def layer_param_shapes(config):
     """Shapes of one encoder layer, keyed by the suffix after `<prefix>/encoder/layer_i/`."""
     dm = _dims(config)
-    h, a, k, np_ = dm["H"], dm["A"], dm["K"], dm["Np"]
+    h, a, k, np_ = dm["D"], dm["A"], dm["K"], dm["Np"]
     shapes = {}
     for proj in ("query", "key", "value"):
         shapes[f"attention/self/{proj}/kernel"] = (h, a)
@@ -132,7 +132,7 @@ def layer_param_shapes(config):
         shapes["attention/self/conv_attn_kernel/bias"] = (np_ * k,)
         shapes["attention/self/conv_attn_point/kernel"] = (h, a)
         shapes["attention/self/conv_attn_point/bias"] = (a,)
-    mixed = 2 * a if dm["sdconv"] else a  # noconv keeps only the N' attention heads (§1.5)
+    mixed = 2 * a if dm["sdconv"] else a  # noconv keeps only the N' attention heads (as the original)
     shapes["attention/output/dense/kernel"] = (mixed, h)
     shapes["attention/output/dense/bias"] = (h,)
     shapes["attention/output/LayerNorm/beta"] = (h,)
@@ -145,11 +145,11 @@ def layer_param_shapes(config):
 
 
 def original_param_shapes(config, prefix="electra", with_embeddings=True):
-    """All variables of one encoder as the original names them (§3), in creation order.
+    """All variables of one encoder as the original names them, in creation order.
 
     The five shared embedding variables always live under `electra/embeddings/` whatever
     `prefix` is; `with_embeddings` says whether to list them. The projection
-    `<prefix>/embeddings_project` exists only when E != H.
+    `<prefix>/embeddings_project` exists only when E != D.
     """
     dm = _dims(config)
     shapes = {}
@@ -159,9 +159,9 @@ def original_param_shapes(config, prefix="electra", with_embeddings=True):
         shapes["electra/embeddings/position_embeddings"] = (dm["P"], dm["E"])
         shapes["electra/embeddings/LayerNorm/beta"] = (dm["E"],)
         shapes["electra/embeddings/LayerNorm/gamma"] = (dm["E"],)
-    if dm["E"] != dm["H"]:
-        shapes[f"{prefix}/embeddings_project/kernel"] = (dm["E"], dm["H"])
-        shapes[f"{prefix}/embeddings_project/bias"] = (dm["H"],)
+    if dm["E"] != dm["D"]:
+        shapes[f"{prefix}/embeddings_project/kernel"] = (dm["E"], dm["D"])
+        shapes[f"{prefix}/embeddings_project/bias"] = (dm["D"],)
     one_layer = layer_param_shapes(config)
     for i in range(dm["L"]):
         for suffix, shape in one_layer.items():
@@ -170,9 +170,9 @@ def original_param_shapes(config, prefix="electra", with_embeddings=True):
 
 
 def generator_config(config, hidden_fraction, layers_fraction=1.0):
-    """The generator's config, as `run_pretraining.get_generator_config` builds it (§2).
+    """The generator's config, as `run_pretraining.get_generator_config` builds it.
 
-    hidden = round(H·frac), layers = round(L·layers_frac), intermediate = 4·hidden,
+    hidden = round(D·frac), layers = round(L·layers_frac), intermediate = 4·hidden,
     heads = max(1, N·frac) (Python `max`, so it stays the int 1 when N·frac == 1.0 and is a
     float such as 2.0 otherwise); every other field is copied. `embedding_size` is written
     out as the discriminator's resolved E, because the original passes that resolved width
@@ -197,7 +197,7 @@ def generator_param_shapes(config, hidden_fraction, layers_fraction=1.0):
 def pretraining_head_shapes(config, generator_hidden):
     """`generator_predictions/...` (MLM head) and `discriminator_predictions/...` (RTD head)."""
     dm = _dims(config)
-    e, h = dm["E"], dm["H"]
+    e, h = dm["E"], dm["D"]
     return {
         "generator_predictions/dense/kernel": (int(generator_hidden), e),
         "generator_predictions/dense/bias": (e,),
@@ -224,7 +224,7 @@ def random_original_params(shapes, seed):
 
       embedding tables                 N(0, 0.5)   (their sum into the LayerNorm has std ~0.9)
       dense / g_dense / pointwise      N(0, 1/sqrt(fan_in)), fan_in = the contracted width
-      depthwise_kernel [K, H, 1]       N(0, 1/sqrt(K))
+      depthwise_kernel [K, D, 1]       N(0, 1/sqrt(K))
       bias, output_bias, beta          N(0, 0.2)   (non-zero, so a dropped bias shows)
       gamma                            U(0.5, 1.5)
 
@@ -325,13 +325,13 @@ def _feed_forward_linear(x, layer_params, scope):
 
 
 # --------------------------------------------------------------------------------------
-# Embeddings (§1.2)
+# Embeddings
 # --------------------------------------------------------------------------------------
 
 def np_embeddings(params, config, input_ids, segment_ids, prefix="electra"):
-    """h⁰ = LN(W_word[ids] + W_type[seg] + W_pos[0..T-1]) at width E, then ·W_proj + b if E != H.
+    """h⁰ = LN(W_word[ids] + W_type[seg] + W_pos[0..T-1]) at width E, then ·W_proj + b if E != D.
 
-    input_ids, segment_ids [B, T] int -> [B, T, H]. The tables are always the shared
+    input_ids, segment_ids [B, T] int -> [B, T, D]. The tables are always the shared
     `electra/embeddings/...`; the projection is `<prefix>/embeddings_project`.
     """
     dm = _dims(config)
@@ -346,31 +346,32 @@ def np_embeddings(params, config, input_ids, segment_ids, prefix="electra"):
     summed = words[input_ids] + types[segment_ids] + positions[:t][None]  # [B, T, E]
     out = np_layer_norm(summed, params["electra/embeddings/LayerNorm/gamma"],
                         params["electra/embeddings/LayerNorm/beta"])  # [B, T, E]
-    if dm["E"] != dm["H"]:
+    if dm["E"] != dm["D"]:
         out = np_dense(out, params[f"{prefix}/embeddings_project/kernel"],
-                       params[f"{prefix}/embeddings_project/bias"])  # [B, T, H]
+                       params[f"{prefix}/embeddings_project/bias"])  # [B, T, D]
     return out
 
 
 # --------------------------------------------------------------------------------------
-# Span-based dynamic convolution and mixed attention (§1.3)
+# Span-based dynamic convolution and mixed attention
 # --------------------------------------------------------------------------------------
 
 def np_span_conv(x, query, layer_params, config, input_mask=None, mask_padding=False):
-    """The N' conv heads: steps 1-5 of §1.3, written as explicit loops over time and offset.
+    """The N' conv heads: the original's five steps (key conv, kernel, softmax,
+    unfold, weighted sum), written as explicit loops over time and offset.
 
-    x [B, T, H] is the layer input; query [B, T, A] is Q (bias included, not scaled).
+    x [B, T, D] is the layer input; query [B, T, A] is Q (bias included, not scaled).
     Returns O_conv [B, T, A], channels head-major (head n occupies d contiguous channels).
 
     mask_padding=False reproduces the original, which ignores the mask, so padded states
-    leak into the last c real tokens (§9.1). mask_padding=True zeroes x at padded positions
+    leak into the last c real tokens. mask_padding=True zeroes x at padded positions
     before the depthwise conv and U at padded positions before the unfold.
     """
     dm = _dims(config)
     n_heads, head_size, k = dm["Np"], dm["d"], dm["K"]
     if k % 2 != 1:
         raise ValueError(f"conv_kernel_size must be odd (the original crashes for even "
-                         f"sizes, §9.4); got {k}")
+                         f"sizes); got {k}")
     c = (k - 1) // 2
     x = np.asarray(x, np.float64)
     query = np.asarray(query, np.float64)
@@ -384,15 +385,15 @@ def np_span_conv(x, query, layer_params, config, input_mask=None, mask_padding=F
 
     # 1. Span-aware key: depthwise conv over time ('same' zero padding), then pointwise.
     depthwise = np.asarray(layer_params["attention/self/conv_attn_key/depthwise_kernel"],
-                           np.float64)[:, :, 0]  # [K, H]
-    dw = np.zeros_like(x)  # [B, T, H]
+                           np.float64)[:, :, 0]  # [K, D]
+    dw = np.zeros_like(x)  # [B, T, D]
     for pos in range(t):
         for i in range(k):
             src = pos + i - c
             if 0 <= src < t:
                 dw[:, pos, :] += depthwise[i] * x[:, src, :]
     pointwise = np.asarray(layer_params["attention/self/conv_attn_key/pointwise_kernel"],
-                           np.float64)[0]  # [H, A]
+                           np.float64)[0]  # [D, A]
     span_key = dw @ pointwise + np.asarray(
         layer_params["attention/self/conv_attn_key/bias"], np.float64)  # [B, T, A]
 
@@ -428,7 +429,7 @@ def np_attention_bias(input_mask):
 def np_mixed_attention(x, input_mask, layer_params, config, mask_padding=False):
     """Mixed attention up to and including `attention/output/dense` (no residual, no LN).
 
-    x [B, T, H], input_mask [B, T] (1 = real token) -> [B, T, H]. N' self-attention heads
+    x [B, T, D], input_mask [B, T] (1 = real token) -> [B, T, D]. N' self-attention heads
     (keys masked additively) and, for sdconv, N' span-conv heads sharing Q; concatenated as
     [attention heads 0..N'-1, conv heads 0..N'-1] (2A channels, or A for noconv), then
     projected by the output dense.
@@ -458,47 +459,47 @@ def np_mixed_attention(x, input_mask, layer_params, config, mask_padding=False):
     else:
         mixed = attended  # [B, T, A]
     return np_dense(mixed, layer_params["attention/output/dense/kernel"],
-                    layer_params["attention/output/dense/bias"])  # [B, T, H]
+                    layer_params["attention/output/dense/bias"])  # [B, T, D]
 
 
 def np_encoder_layer(x, input_mask, layer_params, config, mask_padding=False):
     """One full encoder layer: Y = LN(X + MixedAttn(X)); Z = LN(Y + GL₂(act(GL₁(Y)))).
 
-    x [B, T, H] -> [B, T, H].
+    x [B, T, D] -> [B, T, D].
     """
     dm = _dims(config)
     x = np.asarray(x, np.float64)
     attention = np_mixed_attention(x, input_mask, layer_params, config,
-                                   mask_padding=mask_padding)  # [B, T, H]
+                                   mask_padding=mask_padding)  # [B, T, D]
     y = np_layer_norm(x + attention, layer_params["attention/output/LayerNorm/gamma"],
-                      layer_params["attention/output/LayerNorm/beta"])  # [B, T, H]
+                      layer_params["attention/output/LayerNorm/beta"])  # [B, T, D]
     hidden = _ACTIVATIONS[dm["act"]](_feed_forward_linear(y, layer_params, "intermediate"))  # [B, T, I]
-    out = _feed_forward_linear(hidden, layer_params, "output")  # [B, T, H]
+    out = _feed_forward_linear(hidden, layer_params, "output")  # [B, T, D]
     return np_layer_norm(y + out, layer_params["output/LayerNorm/gamma"],
-                         layer_params["output/LayerNorm/beta"])  # [B, T, H]
+                         layer_params["output/LayerNorm/beta"])  # [B, T, D]
 
 
 def np_encoder(params, config, input_ids, input_mask, segment_ids, prefix="electra",
                mask_padding=False):
-    """The whole encoder: [h⁰ (after the projection), h¹, ..., h^L], each [B, T, H]."""
+    """The whole encoder: [h⁰ (after the projection), h¹, ..., h^L], each [B, T, D]."""
     dm = _dims(config)
-    hidden = np_embeddings(params, config, input_ids, segment_ids, prefix=prefix)  # [B, T, H]
+    hidden = np_embeddings(params, config, input_ids, segment_ids, prefix=prefix)  # [B, T, D]
     states = [hidden]
     for i in range(dm["L"]):
         hidden = np_encoder_layer(hidden, input_mask, get_layer_params(params, prefix, i),
-                                  config, mask_padding=mask_padding)  # [B, T, H]
+                                  config, mask_padding=mask_padding)  # [B, T, D]
         states.append(hidden)
     return states
 
 
 # --------------------------------------------------------------------------------------
-# Pretraining heads (§4.3)
+# Pretraining heads
 # --------------------------------------------------------------------------------------
 
 def np_generator_head(hidden, params, word_embeddings):
     """MLM logits: u = LN(GELU(h·W + b)); logits = u·W_wordᵀ + output_bias.
 
-    hidden [B, P, Hg], word_embeddings [V, E] -> [B, P, V].
+    hidden [B, P, Dg], word_embeddings [V, E] -> [B, P, V].
     """
     u = np_gelu(np_dense(hidden, params["generator_predictions/dense/kernel"],
                          params["generator_predictions/dense/bias"]))  # [B, P, E]
@@ -509,9 +510,9 @@ def np_generator_head(hidden, params, word_embeddings):
 
 
 def np_discriminator_head(hidden, params):
-    """RTD logits: z = GELU(h·W₁ + b₁)·W₂ + b₂. hidden [B, T, H] -> [B, T]."""
+    """RTD logits: z = GELU(h·W₁ + b₁)·W₂ + b₂. hidden [B, T, D] -> [B, T]."""
     z = np_gelu(np_dense(hidden, params["discriminator_predictions/dense/kernel"],
-                         params["discriminator_predictions/dense/bias"]))  # [B, T, H]
+                         params["discriminator_predictions/dense/bias"]))  # [B, T, D]
     logits = np_dense(z, params["discriminator_predictions/dense_1/kernel"],
                       params["discriminator_predictions/dense_1/bias"])  # [B, T, 1]
     return logits[..., 0]  # [B, T]

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from convbert_tf import ConvBertConfig, ConvBertEncoder, generator_config
 from convbert_tf.models.electra import build_generator
+from tiny_configs import micro_config
 
 
 @pytest.mark.parametrize("size,discriminator,generator,generator_head", [
@@ -32,8 +33,7 @@ def test_small_generator_uses_the_one_head_fallback():
 
 
 def test_outputs_and_default_inputs():
-    config = ConvBertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-                            intermediate_size=32, max_position_embeddings=8, conv_kernel_size=3)
+    config = micro_config()
     encoder = ConvBertEncoder(config)
     ids = tf.constant([[1, 4, 5, 2]])
     full = encoder({"input_ids": ids, "input_mask": tf.ones_like(ids), "segment_ids": tf.zeros_like(ids)})
@@ -51,9 +51,7 @@ def test_outputs_and_default_inputs():
 
 
 def test_runs_in_a_compiled_function_with_static_shapes():
-    config = ConvBertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                            intermediate_size=32, max_position_embeddings=8, conv_kernel_size=3,
-                            linear_groups=2)
+    config = micro_config(num_hidden_layers=1, linear_groups=2)
     encoder = ConvBertEncoder(config)
     batch = {"input_ids": tf.constant([[1, 4, 5, 2]]), "input_mask": tf.constant([[1, 1, 1, 0]]),
              "segment_ids": tf.constant([[0, 0, 1, 1]])}

@@ -8,20 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convbert_tf import ConvBertConfig, ConvBertEncoder
+from convbert_tf import ConvBertEncoder
 from convbert_tf.checkpoints import original_variable_map
-from tests import numpy_reference as ref
+import numpy_reference as ref
+from tiny_configs import padded_batch, tiny_config
 
 ATOL = 1e-5
-
-
-def tiny_config(**changes):
-    values = dict(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=64, embedding_size=16, max_position_embeddings=24,
-                  conv_kernel_size=3, head_ratio=2, linear_groups=1, hidden_dropout_prob=0.1,
-                  attention_probs_dropout_prob=0.1)
-    values.update(changes)
-    return ConvBertConfig(**values)
 
 
 def encoder_with_reference_weights(config, seed=0):
@@ -32,17 +24,6 @@ def encoder_with_reference_weights(config, seed=0):
     for name, variable in variables.items():
         variable.assign(params[name])
     return encoder, params
-
-
-def padded_batch(config, seed=1, length=12, lengths=(12, 9, 5)):
-    rng = np.random.default_rng(seed)
-    input_ids = rng.integers(1, config.vocab_size, size=(len(lengths), length)).astype(np.int32)
-    input_mask = np.zeros_like(input_ids)
-    for row, n in enumerate(lengths):
-        input_mask[row, :n] = 1
-    input_ids *= input_mask
-    segment_ids = (np.arange(length)[None] >= np.array(lengths)[:, None] // 2).astype(np.int32) * input_mask
-    return {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
 
 
 CASES = {

@@ -16,8 +16,8 @@ import tensorflow as tf
 from convbert_tf.checkpoints.files import CheckpointError, resolve_checkpoint_prefix, staged_checkpoint
 from convbert_tf.config import load_config
 from convbert_tf.encoder import ConvBertEncoder
-from convbert_tf.layers.mlm_head import MaskedLMHead
-from convbert_tf.layers.rtd_head import ReplacedTokenDetectionHead
+from convbert_tf.layers.masked_lm_head import MaskedLMHead
+from convbert_tf.layers.replaced_token_detection_head import ReplacedTokenDetectionHead
 from convbert_tf.models.electra import PretrainingModels, build_discriminator_head, build_generator
 
 DISCRIMINATOR_SCOPE = "electra"

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.layers.classification_head import ClassificationHead
-from convbert_tf.layers.qa_head import QuestionAnsweringHead
+from convbert_tf.layers.question_answering_head import QuestionAnsweringHead
 from convbert_tf.layers.tagging_head import TaggingHead
 
 KINDS = ("classification", "regression", "qa", "tagging")

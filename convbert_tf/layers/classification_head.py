@@ -10,7 +10,8 @@ from convbert_tf import ops
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class ClassificationHead(keras.layers.Layer):
-    """logits = Dense_C(dropout(cls_state)) (reference §5.2; scope `task_specific/<task>/dense`).
+    """logits = Dense_C(dropout(cls_state)) (ELECTRA's
+    `finetune/classification/classification_tasks.py`; scope `task_specific/<task>/dense`).
 
     Dropout 0.1 is hard-coded in the original (not read from the config); the dense layer uses
     glorot-uniform initialization like every original task head. There is no pooler.

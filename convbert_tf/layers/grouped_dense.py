@@ -13,7 +13,7 @@ from convbert_tf.layers.initializers import truncated_normal
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class GroupedDense(keras.layers.Layer):
-    """A dense layer split into G independent groups of contiguous channels (paper §3.3).
+    """A dense layer split into G independent groups of contiguous channels (ConvBERT paper, Section 3.3).
 
     The input's last axis is cut into G contiguous chunks of I/G channels; chunk g is multiplied
     by kernel[g] ([I/G, O/G]); the G results are concatenated in order and a full-width bias
@@ -105,13 +105,13 @@ def grouped_feed_forward(inputs, first: GroupedDense, second: GroupedDense):
     that group g of `first` wrote, so the G feed-forward paths never mix: they run as batched
     matmuls in a [G, N, width / G] layout, transposed once on the way in and once on the way
     out, with no split or concatenation of the M-wide intermediate (forward + backward 5-7 %
-    faster on CPU than two GroupedDense calls at medium-small size). Otherwise the layers are
-    simply called.
+    faster on CPU than two GroupedDense calls at medium-small size). Otherwise, and under
+    `ops.reference_math()`, the layers are simply called.
 
     inputs [..., I] -> [..., O], through M = first.units intermediate channels.
     """
     groups = first.groups
-    if groups == 1 or second.groups != groups:
+    if groups == 1 or second.groups != groups or ops.reference_math_active("grouped_ffn"):
         return second(first(inputs))
     in_width, out_width = inputs.shape[-1], second.units
     dtype = first.compute_dtype

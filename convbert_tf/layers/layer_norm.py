@@ -11,16 +11,18 @@ class LayerNorm(keras.layers.LayerNormalization):
     """keras.layers.LayerNormalization (same weights `gamma`/`beta`, same numbers to float
     rounding) whose normalization runs as `ops.layer_norm`: forward and backward each one XLA
     loop instead of a dozen TensorFlow kernels (benchmarks/README.md). Other axes, or
-    `center`/`scale` off, fall back to Keras.
+    `center`/`scale` off, and tracing under `ops.reference_math()`, fall back to Keras.
 
     Input [..., W] -> output [..., W] in the compute dtype; half precision is normalized in
     float32.
     """
 
     def fuses(self, rank):
-        """Whether inputs of this rank take the fused op (the last axis only, with gamma and beta)."""
+        """Whether inputs of this rank take the fused op (the last axis only, with gamma and beta,
+        outside `ops.reference_math()`)."""
         axes = [axis % rank for axis in (self.axis if isinstance(self.axis, (list, tuple)) else [self.axis])]
-        return axes == [rank - 1] and self.center and self.scale and not self.rms_scaling
+        return (axes == [rank - 1] and self.center and self.scale and not self.rms_scaling
+                and not ops.reference_math_active("elementwise"))
 
     def call(self, inputs):
         if not self.fuses(len(inputs.shape)):

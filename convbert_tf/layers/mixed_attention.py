@@ -12,12 +12,13 @@ import tensorflow as tf
 from convbert_tf import ops
 from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION, head_arithmetic
 from convbert_tf.layers.initializers import truncated_normal
-from convbert_tf.layers.span_conv import SpanDynamicConv
+from convbert_tf.layers.span_dynamic_conv import SpanDynamicConv
 
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class MixedAttention(keras.layers.Layer):
-    """Mixed attention with the bottleneck (paper §3.1-3.3, reference §1.3).
+    """Mixed attention with the bottleneck (ConvBERT paper, Sections 3.1-3.3; the
+    original's `model/modeling.py`).
 
     The config's `num_attention_heads` heads of size H = D / num_attention_heads are reduced
     by `head_ratio` to N = int(num_attention_heads / head_ratio) self-attention heads, and N
@@ -143,10 +144,11 @@ def attention_probs_with_dropout(dropout, scores, padding_mask, scale, training)
     """dropout(softmax(scores * scale + padding bias)), the softmax in float32, [B, N, T, S].
 
     In training with dropout on, one fused op each way (`ops.masked_softmax_dropout`, the mask
-    drawn inside the loop); otherwise `attention_probs` and the Keras Dropout layer (through
-    `ops.dropout`).
+    drawn inside the loop); otherwise, and under `ops.reference_math()`, `attention_probs` and
+    the Keras Dropout layer (through `ops.dropout`).
     """
-    if training and dropout.rate > 0 and dropout.noise_shape is None:
+    if (training and dropout.rate > 0 and dropout.noise_shape is None
+            and not ops.reference_math_active("elementwise")):
         probs = ops.masked_softmax_dropout(scores, padding_bias(padding_mask), scale, dropout.rate,
                                            ops.dropout_seed(dropout))
         return tf.cast(probs, dropout.compute_dtype)

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.encoder import ConvBertEncoder
-from convbert_tf.layers.mlm_head import MaskedLMHead
-from convbert_tf.layers.rtd_head import ReplacedTokenDetectionHead
+from convbert_tf.layers.masked_lm_head import MaskedLMHead
+from convbert_tf.layers.replaced_token_detection_head import ReplacedTokenDetectionHead
 from convbert_tf.models.electra_losses import (discriminator_losses, masked_lm_losses, normalized,
                                                sample_replacements)
 from convbert_tf.pretraining.masking import gather_positions, scatter_positions

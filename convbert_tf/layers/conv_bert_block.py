@@ -16,7 +16,8 @@ from convbert_tf.ops import LAYER_NORM_EPSILON
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class ConvBertBlock(keras.layers.Layer):
-    """One encoder layer, post-LayerNorm as in BERT and the original release (reference §1.3):
+    """One encoder layer, post-LayerNorm as in BERT and the original release (the original's
+    `model/modeling.py`, `transformer_model`):
 
       attended = LayerNorm(x + dropout(MixedAttention(x)))                       [B, T, D]
       output   = LayerNorm(attended + dropout(GL_2(act(GL_1(attended)))))        [B, T, D]
@@ -112,7 +113,8 @@ def dropout_residual_layer_norm(dropout, norm, x, residual, training):
 
     In training with dropout on (and the norm's fused path applicable), one fused op each way:
     `ops.dropout_add_layer_norm`, with the mask drawn inside the loop and the sum taken in
-    float32. Otherwise the layers are simply called (the dropout through `ops.dropout`).
+    float32. Otherwise, and under `ops.reference_math()`, the layers are simply called (the
+    dropout through `ops.dropout`).
     """
     if training and dropout.rate > 0 and dropout.noise_shape is None and norm.fuses(len(x.shape)):
         output = ops.dropout_add_layer_norm(

@@ -1,4 +1,4 @@
-"""SpanDynamicConv: the span-based dynamic convolution heads of ConvBERT (paper §3.2).
+"""SpanDynamicConv: the span-based dynamic convolution heads of ConvBERT (ConvBERT paper, Section 3.2).
 
 Legend: B batch, T length, D hidden (the layer input width), N heads, H head size,
 C = N * H channels, K kernel size.
@@ -18,7 +18,7 @@ IMPLEMENTATIONS = CONV_IMPLEMENTATIONS
 class SpanDynamicConv(keras.layers.Layer):
     """Span-based dynamic convolution over the layer input, one kernel per position and head.
 
-    As the original release computes it (reference §1.3):
+    As the original release computes it (`model/modeling.py` of yitu-opensource/ConvBert):
       span_key    = SeparableConv1D_K(hidden)           [B, T, C]  (`conv_attn_key`: depthwise
                     [K, D, 1] with 'same' zero padding, no depthwise bias, pointwise [1, D, C] + bias)
       span_kernel = softmax_K(Dense(span_key * query))  [B, T, N, K]  (`conv_attn_kernel`; the

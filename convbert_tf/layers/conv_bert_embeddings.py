@@ -17,7 +17,7 @@ class ConvBertEmbeddings(keras.layers.Layer):
     """embeddings = dropout(LayerNorm(word[input_ids] + segment[segment_ids] + position[0..T-1])).
 
     All three tables are [rows, E] and the sum, LayerNorm (eps 1e-12) and dropout happen at
-    width E (reference §1.2). The E -> D projection, when E != D, is not part of this layer:
+    width E (the original's `model/modeling.py`, `embedding_postprocessor`). The E -> D projection, when E != D, is not part of this layer:
     the original keeps it in its own scope (`<model>/embeddings_project`) because the ELECTRA
     generator shares these tables with the discriminator but has a projection of its own.
     `ConvBertEncoder` owns the projection.

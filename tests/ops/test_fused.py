@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.layers import LayerNorm
-from tests.numpy_reference import np_gelu, np_layer_norm
+from numpy_reference import np_gelu, np_layer_norm
 
 ERF = np.vectorize(math.erf)
 
@@ -275,7 +275,7 @@ def test_fused_dropout_ops_in_bfloat16_are_float32_rounded_once(xla):
 def test_block_in_training_draws_each_dropout_layers_mask_in_the_fused_ops():
     """The block's fused dropouts equal LayerNorm(residual + dropout(x)) and dropout(softmax(...))
     written out with the same masks (each Dropout layer's next seed, in call order)."""
-    from convbert_tf.layers import ConvBertBlock, encoder_block, mixed_attention
+    from convbert_tf.layers import ConvBertBlock, conv_bert_block, mixed_attention
 
     keras.utils.set_random_seed(5)
     block = ConvBertBlock(32, 4, 64, hidden_dropout=0.2, attention_dropout=0.3, linear_groups=2)
@@ -307,13 +307,13 @@ def test_block_in_training_draws_each_dropout_layers_mask_in_the_fused_ops():
     fused = tf.function(run, jit_compile=True)(x)
     for v, s in zip(generators, start):
         v.assign(s)
-    saved = encoder_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout
-    encoder_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout = (
+    saved = conv_bert_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout
+    conv_bert_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout = (
         residual_reference, probs_reference)
     try:
         reference = tf.function(run, jit_compile=True)(x)
     finally:
-        encoder_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout = saved
+        conv_bert_block.dropout_residual_layer_norm, mixed_attention.attention_probs_with_dropout = saved
     assert float(tf.reduce_mean(tf.cast(fused[0] == 0, tf.float32))) < 0.5  # LayerNorm output, not a mask
     for got, want in zip(fused, reference):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)

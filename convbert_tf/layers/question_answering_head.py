@@ -15,7 +15,8 @@ NOT_ANSWER_PENALTY = 1000.0
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class QuestionAnsweringHead(keras.layers.Layer):
-    """Span prediction as the original's QA head (reference §5.2).
+    """Span prediction as the original's QA head (ELECTRA's `finetune/qa/qa_tasks.py`,
+    `QATask.get_prediction_module`).
 
       answer_mask  = input_mask * segment_ids, plus position 0 ([CLS], "no answer")   [B, T]
       start_logits = Dense_1(h) - 1000 (1 - answer_mask)                               [B, T]

@@ -1,16 +1,13 @@
 """The benchmark's FLOP count against the model's weights, and a smoke run of its entry point."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from benchmarks import flops
-from convbert_tf import ConvBertEncoder
-from tests.test_numerics import tiny_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from convbert_tf import ConvBertEncoder, flops
+from repo_paths import ROOT
+from tiny_configs import tiny_config
 
 
 @pytest.mark.parametrize("changes", [{}, {"linear_groups": 2}, {"conv_type": "noconv", "head_ratio": 1},
@@ -81,17 +78,18 @@ def test_inter_op_threads_follow_threads_unless_given():
 
 def test_a_device_tensorflow_does_not_have_is_an_error_not_a_silent_cpu_run(monkeypatch):
     import tensorflow as tf
-    from benchmarks import run, suite
-    assert suite.device_problem("/CPU:0") is None
-    assert suite.device_problem("cpu") is None
-    assert suite.device_problem("/job:localhost/replica:0/task:0/device:CPU:0") is None
-    problem = suite.device_problem("/GPU:99")
+    from benchmarks import run
+    from benchmarks.machine import device_problem
+    assert device_problem("/CPU:0") is None
+    assert device_problem("cpu") is None
+    assert device_problem("/job:localhost/replica:0/task:0/device:CPU:0") is None
+    problem = device_problem("/GPU:99")
     assert "no such device" in problem and "/device:CPU:0" in problem
-    assert "not a TensorFlow device name" in suite.device_problem("gpu-zero")
+    assert "not a TensorFlow device name" in device_problem("gpu-zero")
     # the entry point stops before measuring anything, naming the flag
     monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", lambda n: None)
     monkeypatch.setattr(tf.config.threading, "set_inter_op_parallelism_threads", lambda n: None)
-    monkeypatch.setattr(suite, "run_all", lambda *a: pytest.fail("measured on a missing device"))
+    monkeypatch.setattr(run, "run_all", lambda *a: pytest.fail("measured on a missing device"))
     with pytest.raises(SystemExit) as exit_info:
         run.main(["--device=/GPU:99", "--quick"])
     assert "--device=/GPU:99" in str(exit_info.value.code) and "no such device" in str(exit_info.value.code)

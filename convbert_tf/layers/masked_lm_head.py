@@ -15,7 +15,8 @@ from convbert_tf.ops import LAYER_NORM_EPSILON
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class MaskedLMHead(keras.layers.Layer):
-    """logits = LayerNorm(act(hidden W + b)) word_embeddings^T + output_bias (reference §4.3).
+    """logits = LayerNorm(act(hidden W + b)) word_embeddings^T + output_bias (ELECTRA's
+    `run_pretraining.py`, `_get_masked_lm_output`).
 
     The output matrix is the transposed word-embedding table, shared with the encoders; the
     head owns only `dense` [D, E], `LayerNorm` and `output_bias` [V] (original scope
@@ -45,6 +46,8 @@ class MaskedLMHead(keras.layers.Layer):
             epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="LayerNorm")
 
     def build(self, hidden_shape):
+        if not self.embedding_layer.built:  # a head rebuilt from its config brings its own table
+            self.embedding_layer.build()
         self.dense.build(hidden_shape)
         self.layer_norm.build(tuple(hidden_shape[:-1]) + (self.embedding_layer.embedding_size,))
         self.output_bias = self.add_weight(name="output_bias", shape=(self.embedding_layer.vocab_size,),
@@ -59,3 +62,14 @@ class MaskedLMHead(keras.layers.Layer):
 
     def compute_output_shape(self, hidden_shape):
         return tuple(hidden_shape[:-1]) + (self.embedding_layer.vocab_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(embedding_layer=keras.saving.serialize_keras_object(self.embedding_layer),
+                      activation=self.activation, initializer_range=self.initializer_range)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config, embedding_layer=keras.saving.deserialize_keras_object(config["embedding_layer"]))
+        return cls(**config)

@@ -1,137 +1,12 @@
-"""Self-checks of the NumPy reference (tests/numpy_reference.py) and the TF1 checkpoint writer."""
-import json
+"""Self-checks of the NumPy reference (tests/numpy_reference.py): its math against second
+formulations (banded span convolution, per-head and per-token loops, scalar formulas)."""
 import math
-import os
 
 import numpy as np
 import pytest
 
-from tests import numpy_reference as ref
-
-# The three released sizes (§2), as BertConfig-style dicts.
-_COMMON = dict(num_hidden_layers=12, vocab_size=30522, max_position_embeddings=512,
-               type_vocab_size=2, conv_kernel_size=9, head_ratio=2, conv_type="sdconv",
-               hidden_act="gelu")
-SIZES = {
-    "small": dict(_COMMON, hidden_size=256, num_attention_heads=4, intermediate_size=1024,
-                  embedding_size=128, linear_groups=1),
-    "medium-small": dict(_COMMON, hidden_size=384, num_attention_heads=8,
-                         intermediate_size=1536, embedding_size=128, linear_groups=2),
-    "base": dict(_COMMON, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
-                 embedding_size=None, linear_groups=1),
-}
-GENERATOR_FRACTION = {"small": 0.25, "medium-small": 0.25, "base": 1 / 3}
-
-# name: (discriminator incl. embeddings, generator encoder excl. shared embeddings,
-#        generator_predictions, whole pretraining graph params, whole graph tensors)
-EXPECTED_COUNTS = {
-    "small": (13_143_768, 770_988, 39_098, 14_019_903, 570),
-    "medium-small": (17_475_888, 871_884, 43_194, 18_539_191, 570),
-    "base": (105_680_520, 9_334_744, 229_434, 115_836_059, 568),
-}
-
-# Tiny config for the numeric tests.
-TINY = dict(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=64, max_position_embeddings=16, type_vocab_size=2,
-            embedding_size=16, head_ratio=2, conv_kernel_size=3, linear_groups=1,
-            conv_type="sdconv", hidden_act="gelu")
-
-
-def _tiny(**overrides):
-    return dict(TINY, **overrides)
-
-
-def _inputs(rng, batch, length, real_lengths, vocab):
-    """Random ids/segments with [PAD]=0 beyond each real length; both segment ids occur."""
-    ids = rng.integers(1, vocab, size=(batch, length))
-    mask = (np.arange(length)[None] < np.asarray(real_lengths)[:, None]).astype(np.int32)
-    segments = (np.arange(length)[None] >= np.asarray(real_lengths)[:, None] // 2).astype(np.int32)
-    return ids * mask, mask, segments * mask
-
-
-# ---------------------------------------------------------------------------------------
-# Sizes and names
-# ---------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("size", list(SIZES))
-def test_released_parameter_counts(size):
-    config, frac = SIZES[size], GENERATOR_FRACTION[size]
-    disc, gen, gen_head, total, tensors = EXPECTED_COUNTS[size]
-    disc_shapes = ref.original_param_shapes(config)
-    gen_shapes = ref.generator_param_shapes(config, frac)
-    gen_hidden = ref.generator_config(config, frac)["hidden_size"]
-    heads = ref.pretraining_head_shapes(config, gen_hidden)
-    gen_head_shapes = {n: s for n, s in heads.items() if n.startswith("generator_predictions/")}
-
-    assert ref.param_count(disc_shapes) == disc
-    assert ref.param_count(gen_shapes) == gen
-    assert ref.param_count(gen_head_shapes) == gen_head
-    whole = {**disc_shapes, **gen_shapes, **heads}
-    assert len(whole) == len(disc_shapes) + len(gen_shapes) + len(heads)  # no name clash
-    assert ref.param_count(whole) == total
-    assert len(whole) == tensors
-    assert not any(n.startswith("electra/embeddings/") for n in gen_shapes)
-
-
-def test_released_shapes_called_out_in_the_reference():
-    small_gen = ref.generator_param_shapes(SIZES["small"], 0.25)
-    assert small_gen["generator/encoder/layer_0/attention/output/dense/kernel"] == (128, 64)
-    assert small_gen["generator/embeddings_project/kernel"] == (128, 64)
-    for size, shape in [("small", (128, 18)), ("medium-small", (192, 36)), ("base", (384, 54))]:
-        shapes = ref.original_param_shapes(SIZES[size])
-        assert shapes["electra/encoder/layer_11/attention/self/conv_attn_kernel/kernel"] == shape
-    ms = ref.original_param_shapes(SIZES["medium-small"])
-    assert ms["electra/encoder/layer_0/intermediate/g_dense/kernel"] == (2, 192, 768)
-    assert ms["electra/encoder/layer_0/output/g_dense/kernel"] == (2, 768, 192)
-    assert ms["electra/encoder/layer_0/output/g_dense/bias"] == (384,)
-    assert not any("/dense/" in n and "/intermediate/" in n for n in ms)
-    base = ref.original_param_shapes(SIZES["base"])
-    assert "electra/embeddings_project/kernel" not in base
-    assert ref.generator_param_shapes(SIZES["base"], 1 / 3)[
-        "generator/embeddings_project/kernel"] == (768, 256)
-    assert not any(n.endswith("pooler/dense/kernel") for n in base)
-
-
-def test_generator_config_keeps_the_original_head_types():
-    small = ref.generator_config(SIZES["small"], 0.25)
-    assert small["num_attention_heads"] == 1 and isinstance(small["num_attention_heads"], int)
-    ms = ref.generator_config(SIZES["medium-small"], 0.25)
-    assert ms["num_attention_heads"] == 2.0 and isinstance(ms["num_attention_heads"], float)
-    base = ref.generator_config(SIZES["base"], 1 / 3)
-    assert (base["hidden_size"], base["num_attention_heads"], base["intermediate_size"]) == (
-        256, 4.0, 1024)
-    assert base["embedding_size"] == 768 and base["linear_groups"] == 1
-    assert ref.generator_config(SIZES["small"], 0.25, layers_fraction=0.5)[
-        "num_hidden_layers"] == 6
-
-
-@pytest.mark.parametrize("args, expected", [
-    ((4, 256, 2), (2, 64, 128)),
-    ((8, 384, 2), (4, 48, 192)),
-    ((12, 768, 2), (6, 64, 384)),
-    ((1, 64, 2), (1, 64, 64)),       # small generator: fallback
-    ((2.0, 96, 2), (1, 48, 48)),     # medium-small generator: float heads
-    ((4.0, 256, 2), (2, 64, 128)),   # base generator
-    ((4, 32, 1), (4, 8, 32)),
-    ((4, 32, 4), (1, 8, 8)),
-    ((4, 32, 8), (1, 8, 8)),         # fallback
-])
-def test_head_arithmetic(args, expected):
-    assert ref.head_arithmetic(*args) == expected
-
-
-def test_noconv_has_no_conv_variables_and_a_narrow_output_dense():
-    shapes = ref.original_param_shapes(dict(SIZES["small"], conv_type="noconv"))
-    assert not any("conv_attn" in n for n in shapes)
-    assert shapes["electra/encoder/layer_0/attention/output/dense/kernel"] == (128, 256)
-
-
-def test_repository_configs_match_the_released_counts():
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs")
-    for size in SIZES:
-        with open(os.path.join(root, f"{size}.json")) as f:
-            config = json.load(f)
-        assert ref.param_count(ref.original_param_shapes(config)) == EXPECTED_COUNTS[size][0]
+import numpy_reference as ref
+from tiny_configs import reference_config, reference_inputs
 
 
 # ---------------------------------------------------------------------------------------
@@ -176,7 +51,7 @@ def _span_conv_banded(x, query, p, n_heads, head_size, k, keep=None):
 @pytest.mark.parametrize("k, t", [(1, 6), (3, 12), (9, 12), (9, 5), (9, 1)])
 @pytest.mark.parametrize("head_ratio", [1, 2])
 def test_span_conv_matches_banded_formulation(k, t, head_ratio):
-    config = _tiny(conv_kernel_size=k, head_ratio=head_ratio)
+    config = reference_config(conv_kernel_size=k, head_ratio=head_ratio)
     n_heads, head_size, bottleneck = ref.head_arithmetic(4, 32, head_ratio)
     p = ref.random_original_params(ref.layer_param_shapes(config), seed=k * 100 + t)
     rng = np.random.default_rng(t)
@@ -197,7 +72,7 @@ def test_span_conv_matches_banded_formulation(k, t, head_ratio):
 
 def test_span_conv_kernel_is_far_from_uniform_with_the_random_scales():
     # Otherwise the comparisons above could not see a wrong window index.
-    config = _tiny(conv_kernel_size=9)
+    config = reference_config(conv_kernel_size=9)
     p = ref.random_original_params(ref.layer_param_shapes(config), seed=1)
     x = np.random.default_rng(0).normal(size=(2, 12, 32))
     out_a = ref.np_span_conv(x, x[..., :16], p, config)
@@ -206,7 +81,7 @@ def test_span_conv_kernel_is_far_from_uniform_with_the_random_scales():
 
 
 def test_span_conv_refuses_even_kernels():
-    config = _tiny(conv_kernel_size=4)
+    config = reference_config(conv_kernel_size=4)
     p = ref.random_original_params(ref.layer_param_shapes(config), seed=0)
     with pytest.raises(ValueError, match="odd"):
         ref.np_span_conv(np.zeros((1, 5, 32)), np.zeros((1, 5, 16)), p, config)
@@ -231,7 +106,7 @@ def _padded_pair(config, real, padded, seed):
 
 @pytest.mark.parametrize("k", [3, 5])
 def test_original_conv_heads_leak_padding_into_the_last_c_tokens(k):
-    config = _tiny(conv_kernel_size=k)
+    config = reference_config(conv_kernel_size=k)
     c = (k - 1) // 2
     params = ref.random_original_params(ref.original_param_shapes(config), seed=3)
     real, padded = 7, 12
@@ -277,7 +152,7 @@ def test_original_conv_heads_leak_padding_into_the_last_c_tokens(k):
 # ---------------------------------------------------------------------------------------
 
 def test_mixed_attention_matches_per_head_loops():
-    config = _tiny(head_ratio=1)  # N' = 4, d = 8, A = 32, output dense [64, 32]
+    config = reference_config(head_ratio=1)  # N' = 4, d = 8, A = 32, output dense [64, 32]
     n_heads, d, a = 4, 8, 32
     p = ref.random_original_params(ref.layer_param_shapes(config), seed=5)
     rng = np.random.default_rng(6)
@@ -303,7 +178,7 @@ def test_mixed_attention_matches_per_head_loops():
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
 
     # noconv: only the attention heads, output dense [A, H].
-    config_nc = _tiny(head_ratio=1, conv_type="noconv")
+    config_nc = reference_config(head_ratio=1, conv_type="noconv")
     p_nc = {n: w for n, w in p.items() if "conv_attn" not in n}
     p_nc["attention/output/dense/kernel"] = p["attention/output/dense/kernel"][:a]
     got_nc = ref.np_mixed_attention(x, mask, p_nc, config_nc)
@@ -331,13 +206,13 @@ def test_grouped_linear_is_a_block_diagonal_dense():
 @pytest.mark.parametrize("linear_groups", [1, 2])
 @pytest.mark.parametrize("head_ratio, bottleneck", [(1, 32), (2, 16), (4, 8), (8, 8)])
 def test_encoder_runs_for_head_ratios_and_groups(head_ratio, bottleneck, linear_groups):
-    config = _tiny(head_ratio=head_ratio, linear_groups=linear_groups)
+    config = reference_config(head_ratio=head_ratio, linear_groups=linear_groups)
     shapes = ref.original_param_shapes(config)
     assert shapes["electra/encoder/layer_1/attention/output/dense/kernel"] == (2 * bottleneck, 32)
     assert shapes["electra/encoder/layer_1/attention/self/conv_attn_point/kernel"] == (
         32, bottleneck)
     params = ref.random_original_params(shapes, seed=head_ratio)
-    ids, mask, segments = _inputs(np.random.default_rng(8), 2, 9, [9, 6], 40)
+    ids, mask, segments = reference_inputs(np.random.default_rng(8), 2, 9, [9, 6], 40)
     states = ref.np_encoder(params, config, ids, mask, segments)
     assert len(states) == 3
     for state in states:
@@ -365,10 +240,10 @@ def test_encoder_runs_for_head_ratios_and_groups(head_ratio, bottleneck, linear_
     {"conv_type": "noconv", "embedding_size": None},
 ])
 def test_encoder_uses_every_listed_variable(overrides):
-    config = _tiny(**overrides)
+    config = reference_config(**overrides)
     shapes = ref.original_param_shapes(config)
     params = ref.random_original_params(shapes, seed=9)
-    ids, mask, segments = _inputs(np.random.default_rng(10), 2, 8, [8, 5], 40)
+    ids, mask, segments = reference_inputs(np.random.default_rng(10), 2, 8, [8, 5], 40)
     base = ref.np_encoder(params, config, ids, mask, segments)[-1]
     rng = np.random.default_rng(11)
     for name in shapes:
@@ -385,11 +260,11 @@ def test_encoder_uses_every_listed_variable(overrides):
 
 def test_embeddings_match_a_per_token_loop():
     for embedding_size in (16, None):
-        config = _tiny(embedding_size=embedding_size)
+        config = reference_config(embedding_size=embedding_size)
         shapes = ref.original_param_shapes(config)
         assert ("electra/embeddings_project/kernel" in shapes) == (embedding_size is not None)
         params = ref.random_original_params(shapes, seed=11)
-        ids, mask, segments = _inputs(np.random.default_rng(12), 2, 7, [7, 4], 40)
+        ids, mask, segments = reference_inputs(np.random.default_rng(12), 2, 7, [7, 4], 40)
         got = ref.np_embeddings(params, config, ids, segments)
         assert got.shape == (2, 7, 32)
         for b in range(2):
@@ -409,13 +284,13 @@ def test_embeddings_match_a_per_token_loop():
 
 
 def test_generator_uses_its_own_projection_and_the_shared_tables():
-    config = _tiny()
+    config = reference_config()
     gen_config = ref.generator_config(config, 0.25)  # H 8, N 1 -> fallback N' 1, d 8, A 8
     shapes = {**ref.original_param_shapes(config),
               **ref.generator_param_shapes(config, 0.25)}
     assert shapes["generator/encoder/layer_0/attention/output/dense/kernel"] == (16, 8)
     params = ref.random_original_params(shapes, seed=13)
-    ids, mask, segments = _inputs(np.random.default_rng(14), 2, 6, [6, 6], 40)
+    ids, mask, segments = reference_inputs(np.random.default_rng(14), 2, 6, [6, 6], 40)
     states = ref.np_encoder(params, gen_config, ids, mask, segments, prefix="generator")
     assert [s.shape for s in states] == [(2, 6, 8)] * 3
     want0 = ref.np_dense(ref.np_layer_norm(
@@ -428,7 +303,7 @@ def test_generator_uses_its_own_projection_and_the_shared_tables():
 
 
 def test_pretraining_heads_match_scalar_formulas():
-    config = _tiny()
+    config = reference_config()
     shapes = ref.pretraining_head_shapes(config, generator_hidden=16)
     params = ref.random_original_params(shapes, seed=15)
     words = ref.random_original_params(
@@ -474,7 +349,7 @@ def test_elementary_functions():
 
 
 def test_random_params_are_nontrivial_and_order_independent():
-    shapes = ref.original_param_shapes(TINY)
+    shapes = ref.original_param_shapes(reference_config())
     params = ref.random_original_params(shapes, seed=0)
     assert all(v.dtype == np.float32 and v.shape == shapes[n] for n, v in params.items())
     for name, value in params.items():
@@ -487,43 +362,3 @@ def test_random_params_are_nontrivial_and_order_independent():
     alone = ref.random_original_params({name: shapes[name]}, seed=0)
     np.testing.assert_array_equal(alone[name], params[name])
     assert not np.array_equal(ref.random_original_params(shapes, seed=1)[name], params[name])
-
-
-# ---------------------------------------------------------------------------------------
-# TF1 checkpoint writer
-# ---------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("with_adam_slots, global_step", [(False, 0), (True, 7), (False, None)])
-def test_tf1_checkpoint_round_trip(tmp_path, with_adam_slots, global_step):
-    tf = pytest.importorskip("tensorflow")
-    from tests.tf1_checkpoint import write_tf1_checkpoint
-
-    config = _tiny(num_hidden_layers=1)
-    shapes = {**ref.original_param_shapes(config),
-              **ref.pretraining_head_shapes(config, generator_hidden=16)}
-    params = ref.random_original_params(shapes, seed=17)
-    prefix = write_tf1_checkpoint(params, str(tmp_path / "model.ckpt"), global_step=global_step,
-                                  with_adam_slots=with_adam_slots)
-    assert tf.executing_eagerly()
-    want_prefix = str(tmp_path / "model.ckpt") + ("" if global_step is None else f"-{global_step}")
-    assert prefix == want_prefix
-    assert tf.train.latest_checkpoint(str(tmp_path)) == prefix
-
-    reader = tf.train.load_checkpoint(prefix)
-    names = set(reader.get_variable_to_shape_map())
-    expected = set(params)
-    if global_step is not None:
-        expected.add("global_step")
-    if with_adam_slots:
-        expected |= {f"{n}/{slot}" for n in params for slot in ("adam_m", "adam_v")}
-    assert names == expected
-    for name, value in params.items():
-        stored = reader.get_tensor(name)
-        assert stored.dtype == np.float32 and stored.shape == value.shape
-        np.testing.assert_array_equal(stored, value)
-        if with_adam_slots:
-            np.testing.assert_array_equal(reader.get_tensor(f"{name}/adam_m"), -0.5 * value)
-            np.testing.assert_array_equal(reader.get_tensor(f"{name}/adam_v"), value * value)
-    if global_step is not None:
-        step = reader.get_tensor("global_step")
-        assert step.dtype == np.int64 and step.shape == () and step == global_step

@@ -13,7 +13,8 @@ from convbert_tf.layers.initializers import truncated_normal
 
 @keras.saving.register_keras_serializable(package="convbert_tf")
 class ReplacedTokenDetectionHead(keras.layers.Layer):
-    """logit_t = act(h_t W1 + b1) W2 + b2 (reference §4.3, scope `discriminator_predictions`).
+    """logit_t = act(h_t W1 + b1) W2 + b2 (ELECTRA's `run_pretraining.py`, `_get_discriminator_output`;
+    scope `discriminator_predictions`).
 
     `dense` [D, D] uses a truncated-normal initializer and `dense_1` [D, 1] glorot-uniform,
     as in the original.
