@@ -942,7 +942,7 @@ def _library_errors() -> tuple:
     import tensorflow as tf
     from convbert_tf.checkpoints import CheckpointError
     from convbert_tf.config import ConfigError
-    from convbert_tf.finetuning.tasks import DataError
+    from convbert_tf.finetuning.examples import DataError
 
     return (ConfigError, CheckpointError, DataError, FloatingPointError, tf.errors.OpError)
 

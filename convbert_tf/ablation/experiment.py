@@ -11,7 +11,7 @@ from convbert_tf.ablation import data, plots, report, runs
 from convbert_tf.ablation.settings import AblationSettings, base_hparams, finetuning_base, plan_runs
 from convbert_tf.ablation.variants import BASELINE, parse_variants
 from convbert_tf.config import ConfigError
-from convbert_tf.finetuning.outputs import atomic_write_text, write_json
+from convbert_tf.io import atomic_write_json as write_json, atomic_write_text
 from convbert_tf.run_guard import model_dir_lock
 
 REPORT_MARKDOWN = "report.md"

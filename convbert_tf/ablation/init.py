@@ -27,7 +27,7 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
-from convbert_tf.finetuning.outputs import write_json
+from convbert_tf.io import atomic_write_json as write_json
 from convbert_tf.pretraining import trainer
 from convbert_tf.pretraining.hparams import PretrainingHParams
 

@@ -26,7 +26,7 @@ import tensorflow as tf
 from convbert_tf.ablation import init
 from convbert_tf.ablation.settings import RunPlan
 from convbert_tf.config import ConfigError
-from convbert_tf.finetuning.outputs import write_json
+from convbert_tf.io import atomic_write_json as write_json
 from convbert_tf.finetuning.runner import run_finetuning
 from convbert_tf.pretraining import trainer
 
