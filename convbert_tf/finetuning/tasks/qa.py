@@ -2,7 +2,7 @@
 
 The head predicts start and end jointly (the end conditioned on the start, a beam of K starts and
 K ends per start at inference) and, by default, whether the question is answerable, as the
-original's ConvBERT SQuAD head (yitu-opensource/ConvBert, finetune/qa/qa_tasks.py). Subclasses
+original's QA head (finetune/qa/qa_tasks.py of google-research/electra, which ConvBERT reuses). Subclasses
 read the files: `squad.SquadTask` (SQuAD 1.1 / 2.0 JSON or TFDS), `mrqa.MrqaTask` (MRQA 2019 jsonl).
 
 Legend: B batch, T length.
@@ -14,11 +14,11 @@ import os
 
 import tensorflow as tf
 
-from convbert_tf.finetuning import scorers
 from convbert_tf.finetuning.examples import DataStats
 from convbert_tf.finetuning.qa import features as qa_features
 from convbert_tf.finetuning.qa import predictions as qa_predictions
 from convbert_tf.finetuning.qa import serving as qa_serving
+from convbert_tf.finetuning.qa import scoring as qa_scoring
 from convbert_tf.finetuning.qa.reading import QuestionReader
 from convbert_tf.finetuning.serving import IDS_SIGNATURE, text_spec
 from convbert_tf.finetuning.tasks.base import Task
@@ -85,15 +85,15 @@ class QATask(Task):
 
     def score(self, examples, predictions) -> dict:
         """exact_match and f1 of a `QAPredictions` (or a plain {qid: text}); SQuAD 2.0 adds the
-        extras of `scorers.squad_v2_scores` (best thresholds when there are null odds)."""
+        extras of `qa.scoring.squad_v2_scores` (best thresholds when there are null odds)."""
         gold = {example.qid: list(example.answers) for example in examples}
         answers = getattr(predictions, "predictions", predictions)
         if not self.version_2:
-            return scorers.squad_scores(answers, gold)
+            return qa_scoring.squad_scores(answers, gold)
         if getattr(predictions, "null_odds", None):
-            return scorers.squad_v2_scores(predictions.best_answers, gold, predictions.null_odds,
+            return qa_scoring.squad_v2_scores(predictions.best_answers, gold, predictions.null_odds,
                                            predictions.na_threshold)
-        return scorers.squad_v2_scores(answers, gold)
+        return qa_scoring.squad_v2_scores(answers, gold)
 
     # -- model -----------------------------------------------------------------------------------
 
