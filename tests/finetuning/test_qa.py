@@ -399,7 +399,8 @@ def test_write_qa_outputs(tmp_path):
     assert json.load(open(paths["nbest_predictions.json"]))["a"][0]["text"] == "cat"
     assert sorted(os.listdir(tmp_path / "out")) == sorted(paths)  # no temporary files left
     v1 = qa_predictions.QAPredictions({"a": "cat"}, {"a": "cat"}, {"a": []}, {})
-    assert sorted(qa_predictions.write_qa_outputs(tmp_path / "v1", v1)) == ["nbest_predictions.json", "predictions.json"]
+    assert sorted(qa_predictions.write_qa_outputs(tmp_path / "v1", v1)) == ["nbest_predictions.json",
+                                                                             "predictions.json"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -222,8 +222,9 @@ def test_mrpc_and_sts_train_doubled_with_swapped_order(glue_dir):
 
 def test_blank_lines_are_counted(tmp_path):
     data = str(tmp_path)
-    write_task_file(data, "rte", "train.tsv", _tsv(("index", "sentence1", "sentence2", "label"), ("0", "a", "b", "entailment"))
-           + "\n\r\n" + _tsv(("1", "c", "d", "not_entailment")))
+    write_task_file(data, "rte", "train.tsv",
+                    _tsv(("index", "sentence1", "sentence2", "label"), ("0", "a", "b", "entailment"))
+                    + "\n\r\n" + _tsv(("1", "c", "d", "not_entailment")))
     stats = DataStats()
     assert len(get_task("rte").read_examples(data, "train", stats=stats)) == 2
     assert stats.blank_lines == 2 and stats.lines == 5
@@ -249,8 +250,9 @@ def test_bad_rows_name_file_and_line(tmp_path, task_name, content, line, message
 
 def test_skip_bad_rows_counts_them(tmp_path):
     data = str(tmp_path)
-    write_task_file(data, "qnli", "train.tsv", _tsv(("index", "question", "sentence", "label"), ("0", "a", "b", "entailment"),
-                                           ("1", "a", "b"), ("2", "a", "b", "maybe"), ("3", "c", "d", "entailment")))
+    write_task_file(data, "qnli", "train.tsv",
+                    _tsv(("index", "question", "sentence", "label"), ("0", "a", "b", "entailment"),
+                         ("1", "a", "b"), ("2", "a", "b", "maybe"), ("3", "c", "d", "entailment")))
     stats = DataStats()
     examples = get_task("qnli").read_examples(data, "train", skip_bad_rows=True, stats=stats)
     assert [e.guid for e in examples] == ["train-2", "train-5"]

@@ -91,8 +91,8 @@ class QuestionReader:
         if problem is not None:
             if self.split == "train" or not answers:
                 if not self.skip_bad_answers:
-                    raise DataError(f"{where}: question {qid}: {problem} (the hparam \"skip_bad_answers\": true skips such "
-                                    "questions)")
+                    raise DataError(f"{where}: question {qid}: {problem} (the hparam \"skip_bad_answers\": true "
+                                    "skips such questions)")
                 self.stats.skip(f"{where}: question {qid}", problem)
                 return
             self.stats.unchecked_answers += 1  # not training: scored on the answer texts, positions unused
