@@ -3,9 +3,8 @@
 Legend: N features.
 
 Featurization follows the original (BERT's SQuAD recipe, as in google-research/electra's
-finetune/qa/qa_tasks.py): the context is split
-into words at whitespace, each word into WordPiece sub-tokens; the question is cut to
-max_query_length sub-tokens; the document is cut into overlapping spans of at most
+finetune/qa/qa_tasks.py): the context is split into words at whitespace, each word into
+WordPiece sub-tokens; the question is cut to max_query_length sub-tokens; the document is cut into overlapping spans of at most
 max_seq_length − len(question) − 3 sub-tokens, each starting doc_stride after the previous, and
 each span becomes one feature `[CLS] question [SEP] span [SEP]` (segments 0 … 0 1 … 1) with id
 1000·example_index + span_index. A sub-token belongs to the "max context" span that gives it the
