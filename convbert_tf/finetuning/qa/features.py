@@ -3,14 +3,14 @@
 Legend: N features.
 
 Featurization follows the original (BERT's SQuAD recipe, as in google-research/electra's
-finetune/qa/qa_tasks.py): the context is split into words at whitespace, each word into
-WordPiece sub-tokens; the question is cut to max_query_length sub-tokens; the document is cut into overlapping spans of at most
-max_seq_length − len(question) − 3 sub-tokens, each starting doc_stride after the previous, and
-each span becomes one feature `[CLS] question [SEP] span [SEP]` (segments 0 … 0 1 … 1) with id
-1000·example_index + span_index. A sub-token belongs to the "max context" span that gives it the
-largest min(left, right) context (+0.01·span length; the earliest span wins a tie). Training
-positions are the answer's first and last sub-tokens, or 0 ([CLS]) when the question is
-unanswerable or the answer is not wholly inside the span.
+finetune/qa/qa_tasks.py): the context is split into words at whitespace, each word into WordPiece
+sub-tokens; the question is cut to max_query_length sub-tokens; the document is cut into overlapping
+spans of at most max_seq_length − len(question) − 3 sub-tokens, each starting doc_stride after the
+previous, and each span becomes one feature `[CLS] question [SEP] span [SEP]` (segments 0 … 0 1 … 1)
+with id 1000·example_index + span_index. A sub-token belongs to the "max context" span that gives it
+the largest min(left, right) context (+0.01·span length; the earliest span wins a tie). Training
+positions are the answer's first and last sub-tokens, or 0 ([CLS]) when the question is unanswerable
+or the answer is not wholly inside the span.
 
 A difference from the original about where an answer begins and ends inside a word: every
 sub-token keeps the character offsets of its text in the context, so the training answer is the
