@@ -32,7 +32,7 @@ KNOWN_ERRORS = (
     ("convbert_tf.data.tokenization", "VocabError", USER_ERROR_EXIT_CODE),
     ("convbert_tf.data.pretraining_dataset", "DatasetBuildError", USER_ERROR_EXIT_CODE),
     ("convbert_tf.export", "ExportError", USER_ERROR_EXIT_CODE),
-    ("convbert_tf.finetuning.tasks", "DataError", USER_ERROR_EXIT_CODE),
+    ("convbert_tf.finetuning.examples", "DataError", USER_ERROR_EXIT_CODE),
     ("convbert_tf.pretraining.records", "BadRecordError", USER_ERROR_EXIT_CODE),
     ("builtins", "FileExistsError", USER_ERROR_EXIT_CODE),
     ("builtins", "FloatingPointError", NON_FINITE_EXIT_CODE),  # a non-finite loss
@@ -85,7 +85,7 @@ def write_traceback(error: BaseException, operation: Operation) -> str:
     Raises:
         OSError: when neither directory takes the file.
     """
-    from convbert_tf.finetuning.outputs import atomic_write_text
+    from convbert_tf.io import atomic_write_text
 
     stem = re.sub(r"\W+", "_", operation.program.removesuffix(".py"))
     name = f"{stem}-traceback-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"

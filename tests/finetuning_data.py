@@ -1,12 +1,16 @@
-"""Tiny fine-tuning inputs written by tests: a vocab, a pretrained checkpoint and task files."""
+"""Tiny fine-tuning inputs written by tests: a vocab, a pretrained checkpoint and task files, and
+what the reader tests share (a word vocabulary, a task-file writer, hostile text for fuzzing)."""
 
 import json
 import os
 import random
 
 import keras
+from hypothesis import settings
+from hypothesis import strategies as st
 
 import convbert_tf
+from convbert_tf.data.tokenization import BertTokenizer
 
 POSITIVE = "good great fine nice happy superb".split()
 NEGATIVE = "bad awful poor sad ugly terrible".split()
@@ -93,3 +97,36 @@ def write_chunk(data_dir, n=64, seed=0):
         with open(os.path.join(path, f"{split}.txt"), "w") as f:
             f.write("\n".join(lines) + "\n")
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared by the reader and featurization tests.
+
+# Plain words, "##s" and the specials: every sub-token of the reader tests' sentences.
+WORD_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "a", "dog", "ran",
+              ".", "##s", "big", "red", "is", "it"]
+
+
+def word_tokenizer(directory):
+    """A BertTokenizer of WORD_VOCAB (its vocab.txt written into `directory`)."""
+    path = os.path.join(os.fspath(directory), "vocab.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(WORD_VOCAB) + "\n")
+    return BertTokenizer.from_vocab_file(path)
+
+
+def write_task_file(data_dir, task, name, content):
+    """Writes `content` (str or bytes) as <data_dir>/finetuning_data/<task>/<name>; returns its path."""
+    directory = os.path.join(data_dir, "finetuning_data", task)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    with open(path, "w" if isinstance(content, str) else "wb") as f:
+        f.write(content)
+    return path
+
+
+# Hostile text for the reader fuzz tests: separators, control and format characters, labels and tags.
+_PIECES = list("ab01 \t\t\t\n\n\r.-") + ["entailment", "\x00", "\ufeff", "é", "\u2028", "\x85", "-DOCSTART-",
+                                            "B-NP", "I-VP", "O", "E-PP", "5.0", "nan"]
+RAW_TEXT = st.lists(st.sampled_from(_PIECES), max_size=80).map("".join)
+FUZZ = settings(max_examples=50, deadline=None, derandomize=True, database=None)

@@ -76,7 +76,7 @@ def test_traceback_goes_to_the_temp_directory_without_a_usable_run_directory(cap
     def full_disk(path, text):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("convbert_tf.finetuning.outputs.atomic_write_text", full_disk)
+    monkeypatch.setattr("convbert_tf.io.atomic_write_text", full_disk)
     code, err = run_guarded(RuntimeError("boom"), capsys, traceback_dir=str(tmp_path))
     assert (code, err) == (1, "prog.py: error: pretraining (records data/*) failed with RuntimeError: boom; the "
                               "traceback could not be written ([Errno 28] No space left on device)\n")

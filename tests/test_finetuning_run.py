@@ -187,7 +187,8 @@ def test_trials_report_the_median_and_keep_only_the_last_weights(tmp_path):
 def test_bad_rows_stop_the_run_naming_the_line_unless_the_skip_hparam_is_set(tmp_path):
     """A malformed GLUE row is an error naming file and line whose advice works from --hparams."""
     from convbert_tf.finetuning.runner import FinetuningRun
-    from convbert_tf.finetuning.tasks import DataError, get_task
+    from convbert_tf.finetuning.examples import DataError
+    from convbert_tf.finetuning.tasks.registry import get_task
 
     data_dir = str(tmp_path)
     write_sst(data_dir, n_train=8, n_dev=4)

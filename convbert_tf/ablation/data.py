@@ -8,7 +8,7 @@ import os
 from convbert_tf.config import ConfigError
 from convbert_tf.data import pretraining_dataset, tokenization
 from convbert_tf import io
-from convbert_tf.finetuning.tasks import TASKS
+from convbert_tf.finetuning.tasks.registry import TASKS
 
 BUILD_RECORD = "ablation_build.json"
 # With --finetune_tasks=all: every task directory of finetuning_data/ that names a task.

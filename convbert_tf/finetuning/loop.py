@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from convbert_tf.finetuning.hparams import LOSS_REDUCTIONS
-from convbert_tf.finetuning.model import LABEL_FEATURES, FinetuningModel
 from convbert_tf.loss_scale import DynamicLossScale
+from convbert_tf.models.finetuning import LABEL_FEATURES, FinetuningModel
 from convbert_tf.optimization import AdamWeightDecay
 
 MODEL_INPUTS = ("input_ids", "input_mask", "segment_ids")

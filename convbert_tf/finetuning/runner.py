@@ -21,13 +21,14 @@ from convbert_tf.data.tokenization import BertTokenizer, VocabError
 from convbert_tf.distribute import is_chief
 from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.finetuning import outputs as outputs_lib
-from convbert_tf.finetuning import qa as qa_lib
+from convbert_tf.finetuning.examples import DataError, DataStats, stack_model_inputs
 from convbert_tf.finetuning.export import export_task
 from convbert_tf.finetuning.hparams import FinetuningHParams
 from convbert_tf.finetuning.loop import Trainer, train_steps
-from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
-from convbert_tf.finetuning.tasks import DataError, DataStats, get_task, stack_model_inputs
+from convbert_tf.finetuning.tasks.registry import get_task
+from convbert_tf.io import atomic_write_json
 from convbert_tf.loss_scale import DynamicLossScale
+from convbert_tf.models.finetuning import FinetuningModel
 from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay, layerwise_lr_multipliers
 from convbert_tf.run_guard import (TRIAL_INTERRUPTED_WRITE_PATTERNS, check_model_dir_writable, check_saved_config,
                                    checkpoint_bytes, model_dir_lock, remove_interrupted_writes)
@@ -89,7 +90,6 @@ class FinetuningRun:
         self.init_prefix = check_init_checkpoint(hp.init_checkpoint)
         if self.init_prefix is None:
             self.log("init_checkpoint is \"random\": fine-tuning from random weights, as asked")
-        self.specs = [HeadSpec(t.name, t.kind, len(t.label_list) if t.label_list else 1) for t in self.tasks]
         self.run_dir = os.path.join(hp.model_dir, "finetuning_models")
         # Under a multi-worker strategy every worker trains, scores and saves (saving may need
         # all of them), but only the chief writes into model_dir; the others write into a
@@ -122,7 +122,7 @@ class FinetuningRun:
         is_training = split == "train"
         try:
             features = task.featurize(examples, self.tokenizer, self.hp.max_seq_length, is_training, stats=stats,
-                                      **self.qa_options(task))
+                                      **task.featurize_options(self.hp))
         except DataError:
             raise
         except ValueError as e:  # sizes that cannot work, e.g. no room for a QA document
@@ -130,11 +130,6 @@ class FinetuningRun:
         note = f", {stats.truncated} truncated to max_seq_length {self.hp.max_seq_length}" if stats.truncated else ""
         self.log(f"{task.name} {split}: {len(examples)} examples, {len(features)} features{note}")
         return examples, features
-
-    def qa_options(self, task):
-        if task.kind != "qa":
-            return {}
-        return {"max_query_length": self.hp.max_query_length, "doc_stride": self.hp.doc_stride}
 
     def training_arrays(self):
         parts = []
@@ -148,7 +143,7 @@ class FinetuningRun:
         hp = self.hp
         with self.strategy.scope():
             encoder = load_pretrained_encoder(self.init_prefix, self.config)
-            model = FinetuningModel(encoder, self.specs, beam_size=hp.beam_size, joint_prediction=hp.joint_prediction,
+            model = FinetuningModel(encoder, self.tasks, beam_size=hp.beam_size, joint_prediction=hp.joint_prediction,
                                     answerable_classifier=hp.answerable_classifier,
                                     answerable_uses_start_logits=hp.answerable_uses_start_logits,
                                     answerable_weight=hp.answerable_weight)
@@ -293,20 +288,19 @@ class FinetuningRun:
             for task in self.tasks:
                 self.write_test_outputs(task, trainer, trial_dir)
         if hp.export:
-            for spec, task in zip(self.specs, self.tasks):
-                path = export_task(model, spec, os.path.join(trial_dir, "saved_model", task.name),
-                                   vocab_file=hp.vocab_file, label_list=task.label_list,
-                                   do_lower_case=hp.do_lower_case, strip_accents=hp.strip_accents,
+            for task in self.tasks:
+                path = export_task(model, task, os.path.join(trial_dir, "saved_model", task.name),
+                                   vocab_file=hp.vocab_file, do_lower_case=hp.do_lower_case,
+                                   strip_accents=hp.strip_accents,
                                    max_seq_length=hp.max_seq_length, max_query_length=hp.max_query_length,
                                    max_answer_length=hp.max_answer_length, qa_na_threshold=hp.qa_na_threshold,
                                    doc_stride=hp.doc_stride, n_best_size=hp.n_best_size,
-                                   version_2=getattr(task, "version_2", False),
                                    window_batch_size=hp.predict_batch_size, overwrite=True)
                 self.log(f"exported {path}")
         if hp.do_train and self.chief:
-            outputs_lib.write_json(os.path.join(trial_dir, TRIAL_RESULTS_FILENAME),
-                                   {"hparams": self.trial_hparams(), "data": self.data_digest(train_arrays),
-                                    "results": results})
+            atomic_write_json(os.path.join(trial_dir, TRIAL_RESULTS_FILENAME),
+                              {"hparams": self.trial_hparams(), "data": self.data_digest(train_arrays),
+                               "results": results})
         return results
 
     def predict(self, task, trainer, split):
@@ -314,12 +308,7 @@ class FinetuningRun:
         task_id = self.tasks.index(task)
         arrays = stack_model_inputs(features, task_id)
         raw = trainer.predict(arrays, self.hp.eval_batch_size)[task.name]
-        options = {}
-        if task.kind == "qa":
-            options = dict(n_best_size=self.hp.n_best_size, max_answer_length=self.hp.max_answer_length,
-                           na_threshold=self.hp.qa_na_threshold, joint_prediction=self.hp.joint_prediction,
-                           answerable_classifier=self.hp.answerable_classifier)
-        return examples, task.postprocess(examples, features, raw, **options)
+        return examples, task.postprocess(examples, features, raw, **task.postprocess_options(self.hp))
 
     def evaluate(self, task, trainer, trial_dir) -> dict:
         results = {}
@@ -329,12 +318,7 @@ class FinetuningRun:
             name = task.name if split == "dev" else f"{task.name}_{split[len('dev_'):]}"
             results[name] = metrics
             self.log(f"{name} dev: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-            predictions_dir = os.path.join(trial_dir, "dev_predictions")
-            if task.kind == "qa":
-                qa_lib.write_qa_outputs(os.path.join(predictions_dir, f"{task.name}_{split}"), predictions)
-            else:
-                outputs_lib.write_dev_predictions(os.path.join(predictions_dir, f"{task.name}_{split}.json"),
-                                                  task, split, examples, predictions)
+            task.write_predictions(os.path.join(trial_dir, "dev_predictions"), split, examples, predictions)
         return results
 
     def write_test_outputs(self, task, trainer, trial_dir):
@@ -345,14 +329,8 @@ class FinetuningRun:
             except DataError as e:
                 self.log(f"{task.name} {split}: no test outputs ({e})")
                 continue
-            if task.kind == "qa":
-                qa_lib.write_qa_outputs(os.path.join(test_dir, f"{task.name}_{split}"), predictions)
-            elif task.kind == "tagging":
-                outputs_lib.write_dev_predictions(os.path.join(test_dir, f"{task.name}_{split}.json"), task, split,
-                                                  examples, predictions)
-            else:
-                path = outputs_lib.write_glue_submission(test_dir, task, split, examples, predictions)
-                self.log(f"wrote {path}")
+            path = task.write_test_predictions(test_dir, split, examples, predictions)
+            self.log(f"wrote {path}")
 
     def remove_checkpoints(self, trial):
         """keep_all_models=False: a finished trial keeps its predictions and exports, not its weights."""

@@ -29,7 +29,7 @@ def _library_errors() -> tuple:
     """The errors a run can end with that are the user's to fix (config, data, checkpoints, disk, NaN)."""
     import tensorflow as tf
     from convbert_tf.checkpoints import CheckpointError
-    from convbert_tf.finetuning.tasks import DataError
+    from convbert_tf.finetuning.examples import DataError
 
     return (ConfigError, CheckpointError, DataError, FloatingPointError, tf.errors.OpError)
 

@@ -14,15 +14,20 @@ from hypothesis import strategies as st
 from tensorflow.core.protobuf import saved_model_pb2
 
 import convbert_tf
+import finetuning_data
 from convbert_tf.data.tokenization import BertTokenizer
-from convbert_tf.finetuning import qa, qa_serving, qa_windows
+from convbert_tf.finetuning.examples import QAExample
 from convbert_tf.finetuning.export import export_task
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
 from convbert_tf.finetuning.loop import empty_label_arrays
-from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
+from convbert_tf.finetuning.qa import features as qa_features
+from convbert_tf.finetuning.qa import predictions as qa_predictions
+from convbert_tf.finetuning.qa import reading as qa_reading
+from convbert_tf.finetuning.qa import serving as qa_serving
+from convbert_tf.finetuning.qa import windows as qa_windows
 from convbert_tf.finetuning.runner import run_finetuning
-from convbert_tf.finetuning.tasks import QAExample, get_task
-from tests import finetuning_data
+from convbert_tf.finetuning.tasks.registry import get_task
+from convbert_tf.models.finetuning import FinetuningModel
 from tests.test_text_inputs import ALLOWED_TF_TEXT_OPS
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "(", ")", "-", "18", "##95", "19", "##43",
@@ -39,7 +44,7 @@ def tokenizer():
 
 def example(index, context, question="who sat?", split="dev", answer=None):
     """A QAExample as the reader makes it; `answer` (text, start) for training."""
-    words, starts = qa.split_context(context)
+    words, starts = qa_reading.split_context(context)
     text, start = answer or ("", -1)
     return QAExample(task="squad", split=split, example_index=index, qid=f"{split}{index}", question=question,
                      context=context, doc_words=words, word_starts=starts, answers=(text,) if text else (),
@@ -90,7 +95,7 @@ def test_independent_start_end_nbest_by_hand(tokenizer):
 
 @pytest.fixture(scope="module")
 def four_spans(tokenizer):
-    # max_seq_length 12, doc_stride 3: four features with document positions 5..10 (tests/test_qa.py).
+    # max_seq_length 12, doc_stride 3: four features with document positions 5..10 (tests/finetuning/test_qa.py).
     examples = [example(0, CONTEXT)]
     return examples, get_task("squad").featurize(examples, tokenizer, 12, is_training=False, doc_stride=3)
 
@@ -166,7 +171,7 @@ def test_training_loss_without_classifier(joint):
                                         num_attention_heads=2, intermediate_size=32, embedding_size=8,
                                         max_position_embeddings=16, conv_kernel_size=3)
     keras.utils.set_random_seed(0)
-    model = FinetuningModel(convbert_tf.ConvBertEncoder(config), [HeadSpec("squad", "qa")], beam_size=2,
+    model = FinetuningModel(convbert_tf.ConvBertEncoder(config), [get_task("squad")], beam_size=2,
                             joint_prediction=joint, answerable_classifier=False)
     arrays = empty_label_arrays(2, 8)
     arrays.update(input_ids=np.array([[2, 18, 3, 5, 6, 14, 3, 0]] * 2, np.int32),
@@ -191,9 +196,9 @@ def test_training_loss_without_classifier(joint):
 
 
 def python_pieces(tokenizer, context):
-    """(ids, (start, end) character spans) of the context's pieces as `qa.featurize_qa` makes them."""
+    """(ids, (start, end) character spans) of the context's pieces as `qa_features.featurize_qa` makes them."""
     ex = example(0, context)
-    ids, _, chars = qa.document_tokens(ex, qa.word_pieces(tokenizer, ex.doc_words))
+    ids, _, chars = qa_features.document_tokens(ex, qa_features.word_pieces(tokenizer, ex.doc_words))
     return ids, chars
 
 
@@ -278,10 +283,10 @@ def test_doc_windows_and_max_context_match_python():
     starts, lengths = qa_windows.doc_windows(n, m, tf.constant([stride for _, _, stride in cases]))
     best = qa_windows.max_context_windows(starts, lengths, 14).numpy()  # [cases, 14]
     for row, (tokens, max_tokens, stride) in enumerate(cases):
-        spans = qa.doc_spans(tokens, max_tokens, stride)
+        spans = qa_features.doc_spans(tokens, max_tokens, stride)
         assert list(zip(starts[row].numpy(), lengths[row].numpy())) == spans, (tokens, max_tokens, stride)
         for piece in range(tokens):
-            assert qa._is_max_context(spans, int(best[row, piece]), piece), (tokens, max_tokens, stride, piece)
+            assert qa_features._is_max_context(spans, int(best[row, piece]), piece), (tokens, max_tokens, stride, piece)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,7 +316,7 @@ def qa_model(joint=True, classifier=True, seed=0, layers=2):
     keras.utils.set_random_seed(seed)
     config = convbert_tf.ConvBertConfig(vocab_size=len(finetuning_data.VOCAB), embedding_size=16, conv_kernel_size=3,
                                         **dict(finetuning_data.MODEL, num_hidden_layers=layers))
-    return FinetuningModel(convbert_tf.ConvBertEncoder(config), [HeadSpec("squad", "qa")], beam_size=4,
+    return FinetuningModel(convbert_tf.ConvBertEncoder(config), [get_task("squad")], beam_size=4,
                            joint_prediction=joint, answerable_classifier=classifier)
 
 
@@ -359,7 +364,7 @@ def dev_predictions(model, tokenizer, joint=True, classifier=True, version_2=Tru
                                            max_query_length=SERVING["max_query_length"],
                                            doc_stride=SERVING["doc_stride"])
     outputs = model({k: tf.constant(v) for k, v in model_arrays(features).items()}, training=False)["squad"]
-    predictions = qa.postprocess_qa(examples, features, {k: v.numpy() for k, v in outputs.items()},
+    predictions = qa_predictions.postprocess_qa(examples, features, {k: v.numpy() for k, v in outputs.items()},
                                     version_2=version_2, n_best_size=SERVING["n_best_size"],
                                     max_answer_length=SERVING["max_answer_length"], joint_prediction=joint,
                                     answerable_classifier=classifier)
@@ -383,8 +388,8 @@ def assert_served_equals_dev(served, examples, predictions, version_2=True):
 def exported_qa(tmp_path_factory, trained_qa):
     vocab_file = tmp_path_factory.mktemp("vocab") / "vocab.txt"
     vocab_file.write_text("\n".join(finetuning_data.VOCAB) + "\n")
-    path = export_task(trained_qa, HeadSpec("squad", "qa"), tmp_path_factory.mktemp("qa") / "squad",
-                       vocab_file=str(vocab_file), version_2=True, window_batch_size=3, **SERVING)
+    path = export_task(trained_qa, get_task("squad"), tmp_path_factory.mktemp("qa") / "squad",
+                       vocab_file=str(vocab_file), window_batch_size=3, **SERVING)
     return path, tf.saved_model.load(path)
 
 

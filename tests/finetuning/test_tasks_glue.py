@@ -1,4 +1,4 @@
-"""GLUE and CoNLL-2000 reading, featurization, the task registry and the output files."""
+"""GLUE reading, featurization, scoring and submission files, and the task registry's names."""
 import json
 import os
 import tempfile
@@ -6,24 +6,21 @@ import tempfile
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from convbert_tf.data.tokenization import BertTokenizer
-from convbert_tf.finetuning import outputs, tasks
-from convbert_tf.finetuning.tasks import DataError, DataStats, get_task
+from convbert_tf.finetuning.examples import DataError, DataStats, Example, stack_model_inputs
+from convbert_tf.finetuning.tasks.registry import TASKS, get_task
+from convbert_tf.io import is_temporary
+from finetuning_data import FUZZ, RAW_TEXT, WORD_VOCAB, word_tokenizer, write_task_file
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "a", "dog", "ran",
-         ".", "##s", "big", "red", "is", "it"]
-ID = {token: index for index, token in enumerate(VOCAB)}
+ID = {token: index for index, token in enumerate(WORD_VOCAB)}
 PAD, CLS, SEP = ID["[PAD]"], ID["[CLS]"], ID["[SEP]"]
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    path.write_text("\n".join(VOCAB) + "\n")
-    return BertTokenizer.from_vocab_file(str(path))
+    return word_tokenizer(tmp_path_factory.mktemp("vocab"))
 
 
 def _tsv(*rows):
@@ -151,13 +148,6 @@ def glue_dir(tmp_path_factory):
     return str(root)
 
 
-def _write(data_dir, task, name, content):
-    directory = os.path.join(data_dir, "finetuning_data", task)
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, name)
-    with open(path, "w" if isinstance(content, str) else "wb") as f:
-        f.write(content)
-    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,7 +155,7 @@ def _write(data_dir, task, name, content):
 
 
 def test_registry_has_the_original_task_names_and_kinds():
-    assert list(tasks.TASKS) == ["cola", "sst", "mrpc", "sts", "qqp", "mnli", "qnli", "rte", "wnli", "squadv1",
+    assert list(TASKS) == ["cola", "sst", "mrpc", "sts", "qqp", "mnli", "qnli", "rte", "wnli", "squadv1",
                                  "squad", "newsqa", "naturalqs", "triviaqa", "searchqa", "chunk"]
     assert get_task("sts").kind == "regression" and get_task("sts").label_list is None
     assert get_task("mnli").label_list == ("contradiction", "entailment", "neutral")
@@ -232,8 +222,9 @@ def test_mrpc_and_sts_train_doubled_with_swapped_order(glue_dir):
 
 def test_blank_lines_are_counted(tmp_path):
     data = str(tmp_path)
-    _write(data, "rte", "train.tsv", _tsv(("index", "sentence1", "sentence2", "label"), ("0", "a", "b", "entailment"))
-           + "\n\r\n" + _tsv(("1", "c", "d", "not_entailment")))
+    write_task_file(data, "rte", "train.tsv",
+                    _tsv(("index", "sentence1", "sentence2", "label"), ("0", "a", "b", "entailment"))
+                    + "\n\r\n" + _tsv(("1", "c", "d", "not_entailment")))
     stats = DataStats()
     assert len(get_task("rte").read_examples(data, "train", stats=stats)) == 2
     assert stats.blank_lines == 2 and stats.lines == 5
@@ -252,15 +243,16 @@ def test_blank_lines_are_counted(tmp_path):
 ])
 def test_bad_rows_name_file_and_line(tmp_path, task_name, content, line, message):
     data = str(tmp_path)
-    path = _write(data, task_name, "train.tsv", content)
+    path = write_task_file(data, task_name, "train.tsv", content)
     with pytest.raises(DataError, match=rf"{path}:{line}: .*{message}"):
         get_task(task_name).read_examples(data, "train")
 
 
 def test_skip_bad_rows_counts_them(tmp_path):
     data = str(tmp_path)
-    _write(data, "qnli", "train.tsv", _tsv(("index", "question", "sentence", "label"), ("0", "a", "b", "entailment"),
-                                           ("1", "a", "b"), ("2", "a", "b", "maybe"), ("3", "c", "d", "entailment")))
+    write_task_file(data, "qnli", "train.tsv",
+                    _tsv(("index", "question", "sentence", "label"), ("0", "a", "b", "entailment"),
+                         ("1", "a", "b"), ("2", "a", "b", "maybe"), ("3", "c", "d", "entailment")))
     stats = DataStats()
     examples = get_task("qnli").read_examples(data, "train", skip_bad_rows=True, stats=stats)
     assert [e.guid for e in examples] == ["train-2", "train-5"]
@@ -269,7 +261,7 @@ def test_skip_bad_rows_counts_them(tmp_path):
 
 def test_not_utf8_names_the_line(tmp_path):
     data = str(tmp_path)
-    path = _write(data, "sst", "dev.tsv", b"sentence\tlabel\nok\t1\n\xff\xfe\t0\n")
+    path = write_task_file(data, "sst", "dev.tsv", b"sentence\tlabel\nok\t1\n\xff\xfe\t0\n")
     with pytest.raises(DataError, match=rf"{path}:3: not valid UTF-8"):
         get_task("sst").read_examples(data, "dev")
 
@@ -373,13 +365,13 @@ def test_featurize_single_sentence_token_by_token(glue_dir, tokenizer):
     assert list(features[0].input_mask) == [1] * 6 + [0, 0]
     assert [f.label_id for f in features] == [1, 0]
     # Unknown words become [UNK]; "cats" is "cat ##s".
-    example = tasks.Example("cola", "dev", 0, "x", "Cats purr", None, "1")
+    example = Example("cola", "dev", 0, "x", "Cats purr", None, "1")
     (feature,) = task.featurize([example], tokenizer, 6, is_training=False)
     assert list(feature.input_ids) == [CLS, ID["cat"], ID["##s"], ID["[UNK]"], SEP, PAD]
 
 
 def _pair(a, b, label="entailment"):
-    return tasks.Example("rte", "train", 0, "t", a, b, label)
+    return Example("rte", "train", 0, "t", a, b, label)
 
 
 def test_pair_truncation_longest_first(tokenizer):
@@ -403,7 +395,7 @@ def test_pair_truncation_longest_first(tokenizer):
 
 def test_single_truncation(tokenizer):
     stats = DataStats()
-    example = tasks.Example("sst", "train", 0, "t", "the big red cat sat on a mat", None, "1")
+    example = Example("sst", "train", 0, "t", "the big red cat sat on a mat", None, "1")
     (feature,) = get_task("sst").featurize([example], tokenizer, 5, True, stats=stats)
     assert list(feature.input_ids) == [CLS, ID["the"], ID["big"], ID["red"], SEP]
     assert stats.truncated == 1
@@ -439,71 +431,12 @@ def test_classification_postprocess_and_score(glue_dir, tokenizer):
 def test_model_inputs_carry_every_label_key(glue_dir, tokenizer):
     task = get_task("cola")
     features = task.featurize(task.read_examples(glue_dir, "train"), tokenizer, 8, True)
-    batch = tasks.stack_model_inputs(features, task_id=3)
+    batch = stack_model_inputs(features, task_id=3)
     assert set(batch) == {"input_ids", "input_mask", "segment_ids", "task_id", "label_ids", "label_value",
                           "start_positions", "end_positions", "is_impossible", "tag_ids", "tag_weights"}
     assert batch["input_ids"].shape == (2, 8) and batch["input_ids"].dtype == np.int32
     assert batch["tag_weights"].shape == (2, 8) and not batch["tag_weights"].any()
     assert list(batch["task_id"]) == [3, 3] and list(batch["label_ids"]) == [1, 0]
-
-
-# ----------------------------------------------------------------------------------------------
-# CoNLL-2000 chunking.
-
-CONLL = """-DOCSTART- -X- O O
-
-The DT B-NP
-big JJ I-NP
-cat NN I-NP
-sat VBD B-VP
-. . O
-
-a DT B-NP
-dog NN I-NP
-"""
-
-
-def test_conll_reading_converts_to_bioes(tmp_path):
-    data = str(tmp_path)
-    _write(data, "chunk", "train.txt", CONLL)
-    stats = DataStats()
-    examples = get_task("chunk").read_examples(data, "train", stats=stats)
-    assert [e.words for e in examples] == [("The", "big", "cat", "sat", "."), ("a", "dog")]
-    assert examples[0].tags == ("B-NP", "I-NP", "E-NP", "S-VP", "O")
-    assert examples[1].tags == ("B-NP", "E-NP")
-    assert (stats.docstart_lines, stats.blank_lines, stats.lines) == (1, 2, 10)
-    assert stats.lines == stats.docstart_lines + stats.blank_lines + stats.skipped + 7
-
-
-def test_conll_bad_tag_names_line(tmp_path):
-    data = str(tmp_path)
-    path = _write(data, "chunk", "dev.txt", "The DT B-NP\ncat NN B-XYZ\n\n")
-    with pytest.raises(DataError, match=rf"{path}:2: tag 'B-XYZ'"):
-        get_task("chunk").read_examples(data, "dev")
-    _write(data, "chunk", "dev.txt", "The DT B-NP\ncat NN B-XYZ\ndog NN I-NP\n\na DT B-NP\n")
-    stats = DataStats()
-    examples = get_task("chunk").read_examples(data, "dev", skip_bad_rows=True, stats=stats)
-    assert [e.words for e in examples] == [("a",)] and stats.skipped == 3
-
-
-def test_chunk_featurize_first_subtoken_and_truncation(tokenizer):
-    task = get_task("chunk")
-    example = tasks.TaggingExample("chunk", "dev", 0, "dev-1", ("The", "cats", "sat"), ("B-NP", "E-NP", "S-VP"))
-    stats = DataStats()
-    (feature,) = task.featurize([example], tokenizer, 8, is_training=True, stats=stats)
-    assert list(feature.input_ids) == [CLS, ID["the"], ID["cat"], ID["##s"], ID["sat"], SEP, PAD, PAD]
-    label = task.label_list.index
-    assert list(feature.tag_ids) == [0, label("B-NP"), label("E-NP"), 0, label("S-VP"), 0, 0, 0]
-    assert list(feature.tag_weights) == [0, 1, 1, 0, 1, 0, 0, 0]
-    assert feature.word_positions == (1, 2, 4)
-    (short,) = task.featurize([example], tokenizer, 5, is_training=True, stats=stats)
-    assert list(short.input_ids) == [CLS, ID["the"], ID["cat"], ID["##s"], SEP]
-    assert short.word_positions == (1, 2, -1) and stats.truncated == 1
-    logits = np.zeros((1, 5, len(task.label_list)))
-    logits[0, 1, label("S-NP")] = logits[0, 2, label("S-NP")] = 1.0
-    predictions = task.postprocess([example], [short], {"logits": logits})
-    assert predictions == [["S-NP", "S-NP", "O"]]
-    assert task.score([example], predictions) == pytest.approx({"f1": 0.0, "precision": 0.0, "recall": 0.0})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -514,73 +447,52 @@ def test_glue_submission_files(tmp_path, glue_dir):
     mnli = get_task("mnli")
     for split, name in (("test", "MNLI-m.tsv"), ("test_mismatched", "MNLI-mm.tsv"), ("diagnostic", "AX.tsv")):
         examples = mnli.read_examples(glue_dir, split)
-        path = outputs.write_glue_submission(tmp_path, mnli, split, examples, ["neutral"])
+        path = mnli.write_test_predictions(tmp_path, split, examples, ["neutral"])
         assert os.path.basename(path) == name
         assert open(path).read() == "index\tprediction\n0\tneutral\n"
     sts = get_task("sts")
-    examples = [tasks.Example("sts", "test", i, str(i), "a", "b", None) for i in range(3)]
-    path = outputs.write_glue_submission(tmp_path, sts, "test", examples, [5.7, -0.2, 2.25])
+    examples = [Example("sts", "test", i, str(i), "a", "b", None) for i in range(3)]
+    path = sts.write_test_predictions(tmp_path, "test", examples, [5.7, -0.2, 2.25])
     assert os.path.basename(path) == "STS-B.tsv"
     assert open(path).read() == "index\tprediction\n0\t5.000\n1\t0.000\n2\t2.250\n"
     cola = get_task("cola")
-    path = outputs.write_glue_submission(tmp_path, cola, "test", cola.read_examples(glue_dir, "test"), ["1", 0])
+    path = cola.write_test_predictions(tmp_path, "test", cola.read_examples(glue_dir, "test"), ["1", 0])
     assert os.path.basename(path) == "CoLA.tsv" and open(path).read() == "index\tprediction\n0\t1\n1\t0\n"
-    names = {outputs.submission_filename(t, "test") for t in ("sst", "mrpc", "qqp", "qnli", "rte", "wnli")}
+    names = {get_task(t).submission_filename("test") for t in ("sst", "mrpc", "qqp", "qnli", "rte", "wnli")}
     assert names == {"SST-2.tsv", "MRPC.tsv", "QQP.tsv", "QNLI.tsv", "RTE.tsv", "WNLI.tsv"}
     with pytest.raises(ValueError, match="no GLUE submission file for task 'rte' split 'dev'"):
-        outputs.submission_filename("rte", "dev")
+        get_task("rte").submission_filename("dev")
     with pytest.raises(ValueError, match="not one of"):
-        outputs.write_glue_submission(tmp_path, get_task("rte"), "test", examples[:1], ["maybe"])
-    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+        get_task("rte").write_test_predictions(tmp_path, "test", examples[:1], ["maybe"])
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp") or is_temporary(f)]
 
 
 def test_dev_predictions_json(tmp_path, glue_dir):
     task = get_task("rte")
     examples = task.read_examples(glue_dir, "dev")
-    path = outputs.write_dev_predictions(tmp_path / "rte_dev.json", task, "dev", examples, ["entailment"])
+    path = task.write_predictions(tmp_path, "dev", examples, ["entailment"])
+    assert path == str(tmp_path / "rte_dev.json")
     content = json.load(open(path))
     assert content == {"task": "rte", "split": "dev",
                        "predictions": [{"guid": "dev-2", "prediction": "entailment", "label": "not_entailment"}]}
 
 
-def test_results_median_over_trials(tmp_path):
-    trials = [{"cola": {"mcc": 50.0}, "sts": {"pearson": 80.0, "spearman": 79.0}},
-              {"cola": {"mcc": 60.0}, "sts": {"pearson": 82.0, "spearman": 81.0}},
-              {"cola": {"mcc": 55.0}}]
-    paths = outputs.write_results(tmp_path, trials, name="cola_sts_results")
-    summary = json.load(open(paths["json"]))
-    assert summary["cola"]["median"] == {"mcc": 55.0} and len(summary["cola"]["trials"]) == 3
-    assert summary["sts"]["median"] == {"pearson": 81.0, "spearman": 80.0}
-    table = open(paths["txt"]).read().splitlines()
-    assert table[0].split() == ["task", "metric", "trial", "1", "trial", "2", "trial", "3", "median"]
-    assert table[1].split() == ["cola", "mcc", "50.00", "60.00", "55.00", "55.00"]
-    assert table[2].split() == ["sts", "pearson", "80.00", "82.00", "81.00"]
-
-
 # ----------------------------------------------------------------------------------------------
 # Fuzz: hostile text never raises anything but DataError, and never loses a line uncounted.
 
-_PIECES = list("ab01 \t\t\t\n\n\r.-") + ["entailment", "\x00", "\ufeff", "é", "\u2028", "\x85", "-DOCSTART-",
-                                            "B-NP", "I-VP", "O", "E-PP", "5.0", "nan"]
-_RAW = st.lists(st.sampled_from(_PIECES), max_size=80).map("".join)
 # Rows of the right width with labels valid for some of the tasks, and hostile ones mixed in.
 _FIELD = st.sampled_from(["", "a b", "x\x00y", "\ufeffé", "nan", "B-NP", "\u2028"]) | st.text(max_size=4)
 _LABEL = st.sampled_from(["0", "1", "entailment", "not_entailment", "3.5", "-1", "yes"])
 _ROW = st.tuples(_FIELD, _LABEL, _FIELD, _LABEL).map("\t".join) | st.lists(_FIELD, max_size=6).map("\t".join)
 _TSV = st.tuples(st.lists(_ROW, max_size=8), st.sampled_from(["\n", "\r\n"])).map(
     lambda rows_end: rows_end[1].join(rows_end[0]))
-_WORD = st.sampled_from(["The", "cat", "é", "\x00", "", "-DOCSTART-"]) | st.text(max_size=3)
-_TAG = st.sampled_from(["B-NP", "I-NP", "E-VP", "S-PP", "O", "B-XX", "NP"])
-_LINE = st.tuples(_WORD, _WORD, _TAG).map(" ".join) | st.lists(_WORD | _TAG, max_size=4).map(" ".join)
-_CONLL = st.lists(_LINE, max_size=12).map("\n".join)
-_FUZZ = settings(max_examples=50, deadline=None, derandomize=True, database=None)
 
 
-@_FUZZ
-@given(text=_TSV | _RAW, skip=st.booleans(), task_name=st.sampled_from(["rte", "cola", "sts", "wnli"]))
+@FUZZ
+@given(text=_TSV | RAW_TEXT, skip=st.booleans(), task_name=st.sampled_from(["rte", "cola", "sts", "wnli"]))
 def test_fuzz_glue_reader(text, skip, task_name):
     with tempfile.TemporaryDirectory() as data:
-        _write(data, task_name, "train.tsv", text.encode("utf-8"))
+        write_task_file(data, task_name, "train.tsv", text.encode("utf-8"))
         stats = DataStats()
         try:
             examples = get_task(task_name).read_examples(data, "train", skip_bad_rows=skip, stats=stats)
@@ -590,40 +502,12 @@ def test_fuzz_glue_reader(text, skip, task_name):
         assert stats.lines == stats.header_lines + stats.blank_lines + stats.skipped + kept
 
 
-@_FUZZ
+@FUZZ
 @given(data=st.binary(max_size=60))
 def test_fuzz_glue_reader_bytes(data):
     with tempfile.TemporaryDirectory() as root:
-        _write(root, "sst", "dev.tsv", b"sentence\tlabel\n" + data)
+        write_task_file(root, "sst", "dev.tsv", b"sentence\tlabel\n" + data)
         try:
             get_task("sst").read_examples(root, "dev", skip_bad_rows=True)
         except DataError:
             pass
-
-
-@_FUZZ
-@given(text=_CONLL | _RAW, skip=st.booleans())
-def test_fuzz_conll_reader(text, skip):
-    with tempfile.TemporaryDirectory() as data:
-        _write(data, "chunk", "train.txt", text.encode("utf-8"))
-        stats = DataStats()
-        try:
-            examples = get_task("chunk").read_examples(data, "train", skip_bad_rows=skip, stats=stats)
-        except DataError:
-            return
-        words = sum(len(e.words) for e in examples)
-        assert stats.lines == stats.blank_lines + stats.docstart_lines + stats.skipped + words
-        for example in examples:
-            assert len(example.tags) == len(example.words)
-
-
-def test_atomic_writes_get_the_mode_open_would_give(tmp_path):
-    """Results and reports are readable by whoever could read a file written with open()."""
-    from convbert_tf.finetuning.outputs import atomic_write_text
-
-    plain = tmp_path / "plain.txt"
-    plain.write_text("x")
-    written = atomic_write_text(tmp_path / "results" / "atomic.txt", "y")
-    assert open(written).read() == "y"
-    assert os.stat(written).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
-    assert os.listdir(os.path.dirname(written)) == ["atomic.txt"]  # no temporary left behind

@@ -5,19 +5,21 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf import ConvBertConfig, ConvBertEncoder
-from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
 from convbert_tf.finetuning.loop import empty_label_arrays
+from convbert_tf.finetuning.tasks.chunk import ChunkTask
+from convbert_tf.finetuning.tasks.registry import get_task
+from convbert_tf.models.finetuning import FinetuningModel
 from convbert_tf.optimization import layerwise_lr_multipliers
 
 CONFIG = ConvBertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
                         intermediate_size=32, embedding_size=8, max_position_embeddings=16, conv_kernel_size=3)
-SPECS = [HeadSpec("cola", "classification", 2), HeadSpec("sts", "regression"),
-         HeadSpec("squad", "qa"), HeadSpec("chunk", "tagging", 5)]
+# cola: 2 classes; sts: regression; squad: QA; chunk with one chunk type: 5 tags (O, B/I/E/S-NP).
+TASKS = [get_task("cola"), get_task("sts"), get_task("squad"), ChunkTask("chunk", chunk_types=("NP",))]
 
 
 @pytest.fixture(scope="module")
 def model():
-    return FinetuningModel(ConvBertEncoder(CONFIG), SPECS, beam_size=3)
+    return FinetuningModel(ConvBertEncoder(CONFIG), TASKS, beam_size=3)
 
 
 def batch(rng, task_ids):
@@ -114,7 +116,7 @@ def test_jit_compiled_fine_tuning_steps_match_the_plain_ones():
     for jit_compile in (False, True):
         keras.utils.set_random_seed(5)
         with strategy.scope():
-            tuned = FinetuningModel(ConvBertEncoder(CONFIG), SPECS, beam_size=3)
+            tuned = FinetuningModel(ConvBertEncoder(CONFIG), TASKS, beam_size=3)
             tuned({k: tf.constant(v) for k, v in arrays.items()}, training=False)
             # XLA draws other random numbers than TF's kernels: compare without dropout.
             for layer in tuned._flatten_layers():
@@ -143,16 +145,16 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from convbert_tf import ConvBertEncoder
 from convbert_tf.finetuning.loop import Trainer
-from convbert_tf.finetuning.model import FinetuningModel
+from convbert_tf.models.finetuning import FinetuningModel
 from convbert_tf.optimization import AdamWeightDecay
-from tests.test_finetuning_model import CONFIG, SPECS, batch
+from tests.models.test_finetuning import CONFIG, TASKS, batch
 
 rng = np.random.default_rng(1)
 parts = [{k: v.numpy() for k, v in batch(rng, [0, 1, 2, 3]).items()} for _ in range(3)]
 arrays = {k: np.concatenate([p[k] for p in parts])[:11] for k in parts[0]}  # 11 rows: batches pad
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
-    model = FinetuningModel(ConvBertEncoder(CONFIG), SPECS, beam_size=3)
+    model = FinetuningModel(ConvBertEncoder(CONFIG), TASKS, beam_size=3)
     model({k: tf.constant(v[:4]) for k, v in arrays.items()}, training=False)
     optimizer = AdamWeightDecay(1e-3)
     optimizer.build(model.trainable_variables)
@@ -174,7 +176,7 @@ def test_predict_on_two_replicas_returns_every_row_in_row_order():
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from repo_paths import ROOT as root
     result = subprocess.run([sys.executable, "-c", PREDICT_ON_TWO_REPLICAS], cwd=root, capture_output=True,
                             text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -11,8 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convbert_tf.data.tokenization import BertTokenizer
-from convbert_tf.finetuning import qa
-from convbert_tf.finetuning.tasks import DataError, DataStats, get_task
+from convbert_tf.finetuning.examples import DataError, DataStats
+from convbert_tf.finetuning.qa import features as qa_features
+from convbert_tf.finetuning.qa import predictions as qa_predictions
+from convbert_tf.finetuning.qa import reading as qa_reading
+from convbert_tf.finetuning.tasks.registry import get_task
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "(", ")", "-", "18", "##95", "19", "##43",
          "sat", "on", "mat", ".", "who", "?", "when", "ca", "##fe", "dog"]
@@ -72,7 +75,7 @@ def _read(tmp_path, task, content, split="train", **kwargs):
 
 
 def test_split_context():
-    assert qa.split_context(" a  bc\td\u00a0e ") == (("a", "bc", "d", "e"), (1, 4, 7, 9))
+    assert qa_reading.split_context(" a  bc\td\u00a0e ") == (("a", "bc", "d", "e"), (1, 4, 7, 9))
 
 
 def test_read_squad_v1(tmp_path):
@@ -191,7 +194,7 @@ def test_tfds_squad_with_a_fake_prepared_builder(monkeypatch, tmp_path):
 
 
 def test_word_pieces_offsets(tokenizer):
-    pieces = qa.word_pieces(tokenizer, ["(1895-1943)", "Café", "ca\u200bfe", "mat.", "xyz"])
+    pieces = qa_features.word_pieces(tokenizer, ["(1895-1943)", "Café", "ca\u200bfe", "mat.", "xyz"])
     assert pieces["(1895-1943)"] == [(ID["("], 0, 1), (ID["18"], 1, 3), (ID["##95"], 3, 5), (ID["-"], 5, 6),
                                      (ID["19"], 6, 8), (ID["##43"], 8, 10), (ID[")"], 10, 11)]
     assert pieces["Café"] == [(ID["ca"], 0, 2), (ID["##fe"], 2, 4)]  # accent stripped, offsets kept
@@ -202,16 +205,16 @@ def test_word_pieces_offsets(tokenizer):
 
 def test_doc_spans_and_max_context_by_hand():
     # 14 tokens, 6 per span, stride 3: starts 0, 3, 6, 9 (the last reaches the end).
-    spans = qa.doc_spans(14, 6, 3)
+    spans = qa_features.doc_spans(14, 6, 3)
     assert spans == [(0, 6), (3, 6), (6, 6), (9, 5)]
     # Token 4: span 0 gives min(4, 1) + 0.06, span 1 min(1, 4) + 0.06: a tie, the first wins.
-    assert [qa._is_max_context(spans, s, 4) for s in range(4)] == [True, False, False, False]
+    assert [qa_features._is_max_context(spans, s, 4) for s in range(4)] == [True, False, False, False]
     # Token 5: span 0 min(5, 0), span 1 min(2, 3): span 1.
-    assert [qa._is_max_context(spans, s, 5) for s in range(4)] == [False, True, False, False]
+    assert [qa_features._is_max_context(spans, s, 5) for s in range(4)] == [False, True, False, False]
     # Token 10: span 2 min(4, 1) + 0.06 beats span 3 min(1, 3) + 0.05.
-    assert [qa._is_max_context(spans, s, 10) for s in range(4)] == [False, False, True, False]
-    assert qa.doc_spans(0, 6, 3) == [(0, 0)]
-    assert qa.doc_spans(5, 6, 3) == [(0, 5)]
+    assert [qa_features._is_max_context(spans, s, 10) for s in range(4)] == [False, False, True, False]
+    assert qa_features.doc_spans(0, 6, 3) == [(0, 0)]
+    assert qa_features.doc_spans(5, 6, 3) == [(0, 5)]
 
 
 # Per span of q1 at max_seq_length 12, doc_stride 3: (input ids, token_to_orig_map,
@@ -386,17 +389,18 @@ def test_postprocess_checks_alignment(one_span):
 
 
 def test_write_qa_outputs(tmp_path):
-    predictions = qa.QAPredictions({"a": "cat", "b": ""}, {"a": "cat", "b": "dog"},
+    predictions = qa_predictions.QAPredictions({"a": "cat", "b": ""}, {"a": "cat", "b": "dog"},
                                    {"a": [{"text": "cat", "probability": 1.0, "start_logit": -0.1,
                                            "end_logit": -0.2}], "b": []}, {"a": -3.0, "b": 1.5}, -2.75)
-    paths = qa.write_qa_outputs(tmp_path / "out", predictions)
+    paths = qa_predictions.write_qa_outputs(tmp_path / "out", predictions)
     assert sorted(paths) == ["nbest_predictions.json", "null_odds.json", "predictions.json"]
     assert json.load(open(paths["predictions.json"])) == {"a": "cat", "b": ""}
     assert json.load(open(paths["null_odds.json"])) == {"a": -3.0, "b": 1.5}
     assert json.load(open(paths["nbest_predictions.json"]))["a"][0]["text"] == "cat"
     assert sorted(os.listdir(tmp_path / "out")) == sorted(paths)  # no temporary files left
-    v1 = qa.QAPredictions({"a": "cat"}, {"a": "cat"}, {"a": []}, {})
-    assert sorted(qa.write_qa_outputs(tmp_path / "v1", v1)) == ["nbest_predictions.json", "predictions.json"]
+    v1 = qa_predictions.QAPredictions({"a": "cat"}, {"a": "cat"}, {"a": []}, {})
+    assert sorted(qa_predictions.write_qa_outputs(tmp_path / "v1", v1)) == ["nbest_predictions.json",
+                                                                             "predictions.json"]
 
 
 # ----------------------------------------------------------------------------------------------

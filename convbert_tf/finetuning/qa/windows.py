@@ -6,9 +6,9 @@ words), P word pieces, D document word pieces of a context, M windows (of all qu
 Dm the longest context's pieces, S max_seq_length, Q max_query_length. (X) marks a ragged
 dimension, ΣX the flat values of one.
 
-Each function is the graph twin of dev featurization in Python (`qa.word_pieces`,
-`qa.doc_spans`, `qa._is_max_context`, `qa.featurize_qa`), tested against it, with TensorFlow core
-ops and the tokenizer's tensorflow-text ops only. `qa_serving` picks the answers.
+Each function is the graph twin of dev featurization in Python (`features.word_pieces`,
+`features.doc_spans`, `features._is_max_context`, `features.featurize_qa`), tested against it, with TensorFlow core
+ops and the tokenizer's tensorflow-text ops only. `serving` picks the answers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tensorflow as tf
 from convbert_tf.data.tokenization import CLS_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from convbert_tf.text_inputs import special_token_id
 
-# The characters Python's str.isspace() accepts, where qa.split_context splits words.
+# The characters Python's str.isspace() accepts, where reading.split_context splits words.
 PYTHON_WHITESPACE = (r"[\t\n\x{0B}\x{0C}\r\x{1C}-\x{1F} \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}"
                      r"\x{202F}\x{205F}\x{3000}]")
 
@@ -39,7 +39,7 @@ def _exclusive_cumsum(ragged):
 
 @dataclasses.dataclass
 class _Words:
-    """A batch of contexts split into words at Python's whitespace (`qa.split_context`).
+    """A batch of contexts split into words at Python's whitespace (`reading.split_context`).
 
     Attributes:
       chars: string [ΣN], every character. position: int32 [ΣN], its index in its context.
@@ -78,7 +78,7 @@ def _split_words(context) -> _Words:
 
 
 def _normalized_origins(tokenizer, words: _Words, basics):
-    """Each character normalized on its own (`qa._normalized_chars`), and whether each word's
+    """Each character normalized on its own (`features._normalized_chars`), and whether each word's
     basic words can be traced through it.
 
     Returns:
@@ -104,7 +104,7 @@ def _normalized_origins(tokenizer, words: _Words, basics):
 
 
 def _piece_lengths(tokenizer, vocab, basics, pieces):
-    """Each piece's normalized length, and whether a basic word's pieces add up to it (`qa._piece_lengths`).
+    """Each piece's normalized length, and whether a basic word's pieces add up to it (`features._piece_lengths`).
 
     Args: basics ragged [ΣW, (A)] strings; pieces ragged [ΣA, (P)] ids. Returns ([ΣP], [ΣA]).
     """
@@ -137,7 +137,7 @@ def _piece_ranges(tokenizer, vocab, basics, pieces):
 
 
 def context_pieces(tokenizer, vocab, context):
-    """Each context's document word pieces and their character spans, as `qa.featurize_qa` makes them.
+    """Each context's document word pieces and their character spans, as `features.featurize_qa` makes them.
 
     Args:
       tokenizer: a `WordPieceTokenizerModule`.
@@ -150,7 +150,7 @@ def context_pieces(tokenizer, vocab, context):
     """
     words = _split_words(context)
     basics = tokenizer.split_words(words.words)  # [ΣW, (A)]
-    pieces = tokenizer(basics.flat_values)  # [ΣA, (P)], as qa.word_pieces tokenizes each basic word
+    pieces = tokenizer(basics.flat_values)  # [ΣA, (P)], as features.word_pieces tokenizes each basic word
     origins, word_base, traced = _normalized_origins(tokenizer, words, basics)
     first, last = _piece_ranges(tokenizer, vocab, basics, pieces)  # [ΣP] each
     word_of_piece = tf.gather(basics.value_rowids(), pieces.value_rowids())  # [ΣP]
@@ -177,7 +177,7 @@ def context_pieces(tokenizer, vocab, context):
 
 
 def doc_windows(doc_lengths, max_doc_tokens, doc_stride):
-    """`qa.doc_spans` per context: windows of at most max_doc_tokens pieces, each starting
+    """`features.doc_spans` per context: windows of at most max_doc_tokens pieces, each starting
     min(max_doc_tokens, doc_stride) after the previous, the last reaching the end; an empty
     document gets one empty window.
 
@@ -195,7 +195,7 @@ def doc_windows(doc_lengths, max_doc_tokens, doc_stride):
 
 
 def max_context_windows(starts, lengths, num_pieces):
-    """For each document piece, the index of the window giving it the most context (`qa._is_max_context`:
+    """For each document piece, the index of the window giving it the most context (`features._is_max_context`:
     min(left, right) + 0.01 · window length, in float64; the first window wins a tie).
 
     Args:
@@ -238,13 +238,13 @@ class Windows:
 
 
 def pack_windows(tokenizer, question_ids, doc_ids, config) -> Windows:
-    """One `[CLS] question [SEP] window [SEP]` row per doc-stride window (`qa.featurize_qa`).
+    """One `[CLS] question [SEP] window [SEP]` row per doc-stride window (`features.featurize_qa`).
 
     Args:
       tokenizer: the `WordPieceTokenizerModule` (for the special ids).
       question_ids: ragged int32 [B, (≤Q)], already cut to max_query_length.
       doc_ids: ragged int32 [B, (D)].
-      config: a `qa_serving.QAServingConfig` (read: max_seq_length, max_query_length, doc_stride).
+      config: a `serving.QAServingConfig` (read: max_seq_length, max_query_length, doc_stride).
     """
     seq_length = config.max_seq_length
     question_length = tf.cast(question_ids.row_lengths(), tf.int32)  # [B]

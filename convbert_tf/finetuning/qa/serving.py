@@ -5,17 +5,17 @@ words), P word pieces, D document word pieces of a context, M windows (of all qu
 Dm / Mm the longest context's pieces / windows, S max_seq_length, Q max_query_length, C span
 candidates per window, K beam size. (X) marks a ragged dimension, ΣX the flat values of one.
 
-The graph does what dev featurization and post-processing do in Python (`qa.featurize_qa`,
-`qa.postprocess_qa`), with TensorFlow core ops and the tokenizer's tensorflow-text ops only:
+The graph does what dev featurization and post-processing do in Python (`features.featurize_qa`,
+`predictions.postprocess_qa`), with TensorFlow core ops and the tokenizer's tensorflow-text ops only:
 
-Steps 1-3 live in `qa_windows`:
+Steps 1-3 live in `windows`:
 
 1. `context_pieces`: the context is split into words at Python's whitespace, each word into
    word pieces by the tokenizer, and each piece keeps the character offsets of its text
-   (`qa.word_pieces`: per-character normalization, with the same fallbacks).
+   (`features.word_pieces`: per-character normalization, with the same fallbacks).
 2. `doc_windows`, `max_context_windows`: the question keeps Q pieces; windows of
-   S − |question| − 3 pieces start doc_stride apart (`qa.doc_spans`), and each piece belongs to
-   the window that gives it the most context (`qa._is_max_context`).
+   S − |question| − 3 pieces start doc_stride apart (`features.doc_spans`), and each piece belongs to
+   the window that gives it the most context (`features._is_max_context`).
 3. `pack_windows`: one model row `[CLS] question [SEP] window [SEP]` per window.
 4. `span_candidates`, `best_spans`, `null_odds`: the candidate spans of each window and their
    scores, as post-processing ranks them (joint beams or independent top n_best_size logits,
@@ -23,7 +23,7 @@ Steps 1-3 live in `qa_windows`:
    window, start, end order), and SQuAD 2.0's null odds.
 
 `answer_text` serves raw text: the answer is the context's characters from the best span's
-first piece to its last, the in-process `qa.postprocess_qa` answer of the same model.
+first piece to its last, the in-process `predictions.postprocess_qa` answer of the same model.
 `answer_ids` serves rows the client packed, one window each, and answers with word pieces.
 """
 
@@ -33,7 +33,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from convbert_tf.finetuning.qa_windows import context_pieces, pack_windows
+from convbert_tf.finetuning.qa.windows import context_pieces, pack_windows
 
 # The null odds served for tasks without unanswerable questions, whose answers are never blanked.
 NO_NULL_ODDS = -1e30
@@ -87,7 +87,7 @@ class QAServingConfig:
 
 
 def span_candidates(outputs, in_doc, max_context, config: QAServingConfig):
-    """Each window's candidate spans as `qa.postprocess_qa` enumerates them (window, start, end order).
+    """Each window's candidate spans as `predictions.postprocess_qa` enumerates them (window, start, end order).
 
     Args:
       outputs: the head's outputs for M windows (`config.output_keys()`).
@@ -148,7 +148,7 @@ def best_spans(scores, legal, per_question):
 
 
 def null_odds(outputs, windows_question, num_questions, best_start_score, best_end_score, config):
-    """SQuAD 2.0 null odds of each question, float64 [B] (`qa._null_odds`): the minimum answerable
+    """SQuAD 2.0 null odds of each question, float64 [B] (`predictions._null_odds`): the minimum answerable
     logit over its windows, or without the classifier min(start_logits[0] + end_logits[0]) minus
     the best span's scores (0 for none); end_logits count 0 in joint mode, as the original's."""
     if config.answerable_classifier:

@@ -17,26 +17,28 @@ from convbert_tf.data.tokenization import BertTokenizer
 from convbert_tf.finetuning import scorers
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
 from convbert_tf.finetuning.loop import Trainer, empty_label_arrays, pad_features, train_steps
-from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
 from convbert_tf.finetuning.runner import run_finetuning
-from convbert_tf.finetuning.tasks import TaggingExample, get_task
+from convbert_tf.finetuning.examples import Example, TaggingExample
+from convbert_tf.finetuning.tasks.chunk import ChunkTask
+from convbert_tf.finetuning.tasks.registry import get_task
 from convbert_tf.layers.tagging_head import TaggingHead
+from convbert_tf.models.finetuning import FinetuningModel
 from convbert_tf.optimization import AdamWeightDecay
-from tests.finetuning_data import HPARAMS, VOCAB, write_pretrained, write_sst
+from finetuning_data import HPARAMS, VOCAB, write_pretrained, write_sst
+from repo_paths import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # No dropout anywhere, so that two computations of one step see the same numbers.
 CONFIG = ConvBertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, embedding_size=8, max_position_embeddings=16, conv_kernel_size=3,
                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-SPECS = [HeadSpec("cola", "classification", 2), HeadSpec("sts", "regression"),
-         HeadSpec("squad", "qa"), HeadSpec("chunk", "tagging", 5)]
+# cola: 2 classes; sts: regression; squad: QA; chunk with one chunk type: 5 tags (O, B/I/E/S-NP).
+TASKS = [get_task("cola"), get_task("sts"), get_task("squad"), ChunkTask("chunk", chunk_types=("NP",))]
 LENGTH = 8
 LEARNING_RATE, WEIGHT_DECAY = 1e-2, 0.01
 
 
 def real_rows(seed, task_ids):
-    """Feature arrays [N, ...] of real examples of the SPECS tasks, one per entry of task_ids."""
+    """Feature arrays [N, ...] of real examples of the TASKS, one per entry of task_ids."""
     rng = np.random.default_rng(seed)
     n = len(task_ids)
     arrays = empty_label_arrays(n, LENGTH)
@@ -57,7 +59,7 @@ def build(strategy, weights=None):
     """A FinetuningModel without dropout (heads included) and its AdamWeightDecay, under strategy."""
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = FinetuningModel(ConvBertEncoder(CONFIG), SPECS, beam_size=3)
+        model = FinetuningModel(ConvBertEncoder(CONFIG), TASKS, beam_size=3)
         model({k: tf.constant(v) for k, v in real_rows(0, [0, 1, 2, 3]).items()}, training=False)
         for layer in model._flatten_layers():
             if isinstance(layer, keras.layers.Dropout):
@@ -175,8 +177,10 @@ import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import sys
+sys.path.insert(0, "tests")  # the shared test helpers, as pytest finds them
 from convbert_tf.finetuning.loop import pad_features
-from tests.test_finetuning_recipe import build, run_steps, small_gradient_rows
+from tests.finetuning.test_recipe import build, run_steps, small_gradient_rows
 
 one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
 two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -356,7 +360,6 @@ def test_recipe_hparams_default_to_the_original_and_check_their_values():
 def test_a_pair_whose_second_text_has_no_tokens_takes_the_single_layout(tmp_path):
     """As the original (`if tokens_b:`): "" or a text of no tokens gives [CLS] a [SEP] with the
     T - 2 budget, the same inputs the exported model's in-graph packing makes."""
-    from convbert_tf.finetuning.tasks import Example
     from convbert_tf.text_inputs import pack_token_ids
 
     path = tmp_path / "vocab.txt"

@@ -4,8 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from convbert_tf.finetuning import qa, scorers
-from convbert_tf.finetuning.tasks import Example, QAExample, TaggingExample, get_task
+from convbert_tf.finetuning import scorers
+from convbert_tf.finetuning.examples import Example, QAExample, TaggingExample
+from convbert_tf.finetuning.qa import predictions as qa_predictions
+from convbert_tf.finetuning.qa import scoring as qa_scoring
+from convbert_tf.finetuning.tasks.registry import get_task
 
 # preds vs labels: tp = 2 (0, 4), fp = 1 (1), tn = 1 (2), fn = 1 (3).
 PREDS = [1, 1, 0, 0, 1]
@@ -79,31 +82,31 @@ def test_length_mismatch_and_empty_are_errors():
     ("Übermensch's", "übermenschs"),
 ])
 def test_normalize_answer(text, expected):
-    assert scorers.normalize_answer(text) == expected
+    assert qa_scoring.normalize_answer(text) == expected
 
 
 def test_exact_and_token_f1():
-    assert scorers.exact_match("The  Cat!", "cat") == 1.0
-    assert scorers.exact_match("cats", "cat") == 0.0
+    assert qa_scoring.exact_match("The  Cat!", "cat") == 1.0
+    assert qa_scoring.exact_match("cats", "cat") == 0.0
     # "cat sat on mat" vs "cat on mat": overlap 3, precision 3/4, recall 1 -> 6/7.
-    assert scorers.token_f1("the cat sat on the mat", "a cat on a mat") == pytest.approx(6 / 7)
-    assert scorers.token_f1("dog", "cat") == 0.0
-    assert scorers.token_f1("", "") == 1.0
-    assert scorers.token_f1("", "cat") == 0.0
+    assert qa_scoring.token_f1("the cat sat on the mat", "a cat on a mat") == pytest.approx(6 / 7)
+    assert qa_scoring.token_f1("dog", "cat") == 0.0
+    assert qa_scoring.token_f1("", "") == 1.0
+    assert qa_scoring.token_f1("", "cat") == 0.0
     # Repeated tokens count with multiplicity: "x b b" vs "b b b": overlap 2 -> P 2/3, R 2/3.
-    assert scorers.token_f1("x b b", "b b b") == pytest.approx(2 / 3)
+    assert qa_scoring.token_f1("x b b", "b b b") == pytest.approx(2 / 3)
 
 
 def test_squad_scores_max_over_gold():
     answers = {"q1": "The Cat", "q2": "black dog", "q3": "anything"}
     gold = {"q1": ["cat", "dog"], "q2": ["a dog", "the black cat"]}
     # q1: EM 1, F1 1. q2: EM 0; F1 max(2/3 vs "dog", 1/2 vs "black cat") = 2/3. q3 is not gold.
-    scores = scorers.squad_scores(answers, gold)
+    scores = qa_scoring.squad_scores(answers, gold)
     assert scores == pytest.approx({"exact_match": 50.0, "f1": 100.0 * (1 + 2 / 3) / 2})
 
 
 def test_squad_scores_missing_prediction_scores_zero():
-    assert scorers.squad_scores({}, {"q1": ["cat"]}) == {"exact_match": 0.0, "f1": 0.0}
+    assert qa_scoring.squad_scores({}, {"q1": ["cat"]}) == {"exact_match": 0.0, "f1": 0.0}
 
 
 def _v2_case():
@@ -116,7 +119,7 @@ def _v2_case():
 
 def test_squad_v2_threshold_and_splits():
     answers, gold, null_odds = _v2_case()
-    scores = scorers.squad_v2_scores(answers, gold, null_odds, na_threshold=-2.75)
+    scores = qa_scoring.squad_v2_scores(answers, gold, null_odds, na_threshold=-2.75)
     # Threshold -2.75: only a is answered (b, c, d blanked): a 1, b 0, c 1, d 1.
     assert scores["exact_match"] == pytest.approx(75.0)
     assert scores["f1"] == pytest.approx(75.0)
@@ -127,7 +130,7 @@ def test_squad_v2_threshold_and_splits():
 
 def test_squad_v2_best_thresholds_by_hand():
     answers, gold, null_odds = _v2_case()
-    scores = scorers.squad_v2_scores(answers, gold, null_odds, na_threshold=-2.75)
+    scores = qa_scoring.squad_v2_scores(answers, gold, null_odds, na_threshold=-2.75)
     # Sweep in null-odds order a(-5) b(-1) d(-0.5) c(0), starting from "all blank" = 2 (c, d):
     # EM: a +1 -> 3 (best, at -5); b +0; d -1; c -1.  F1: a -> 3; b +2/3 -> 3.667 (best, at -1).
     assert scores["best_exact"] == pytest.approx(75.0) and scores["best_exact_thresh"] == -5.0
@@ -138,13 +141,13 @@ def test_squad_v2_best_threshold_moves_ties_together():
     # Equal null odds: answering one means answering both (+1 − 1), so nothing beats "all blank".
     answers = {"q1": "cat", "q2": "dog"}
     gold = {"q1": ["cat"], "q2": []}
-    scores = scorers.squad_v2_scores(answers, gold, {"q1": 1.0, "q2": 1.0}, na_threshold=0.0)
+    scores = qa_scoring.squad_v2_scores(answers, gold, {"q1": 1.0, "q2": 1.0}, na_threshold=0.0)
     assert scores["best_exact"] == pytest.approx(50.0)
     assert scores["best_exact_thresh"] < 1.0
 
 
 def test_squad_v2_without_null_odds_scores_final_predictions():
-    scores = scorers.squad_v2_scores({"q1": "", "q2": ""}, {"q1": ["cat"], "q2": ["", "the"]})
+    scores = qa_scoring.squad_v2_scores({"q1": "", "q2": ""}, {"q1": ["cat"], "q2": ["", "the"]})
     # q2's gold answers all normalize to nothing: unanswerable, and "" is right.
     assert scores["exact_match"] == pytest.approx(50.0)
     assert scores["NoAns_exact"] == pytest.approx(100.0) and scores["HasAns_exact"] == 0.0
@@ -192,42 +195,41 @@ def _examples(task, labels, texts=None):
     return [Example(task, "dev", i, f"dev-{i}", "x", None, label) for i, label in enumerate(labels)]
 
 
-def test_score_task_metric_names():
-    assert scorers.score_task(get_task("cola"), ["1", "1", "0", "0", "1"],
-                              _examples("cola", ["1", "0", "0", "1", "1"])) == pytest.approx({"mcc": 100 / 6})
-    assert scorers.score_task(get_task("mrpc"), [1, 1, 0, 0, 1], _examples("mrpc", ["1", "0", "0", "1", "1"])) \
+def test_task_score_metric_names():
+    assert get_task("cola").score(_examples("cola", ["1", "0", "0", "1", "1"]), ["1", "1", "0", "0", "1"]) == \
+        pytest.approx({"mcc": 100 / 6})
+    assert get_task("mrpc").score(_examples("mrpc", ["1", "0", "0", "1", "1"]), [1, 1, 0, 0, 1]) \
         == pytest.approx({"accuracy": 60.0, "f1": 200 / 3})
-    assert set(scorers.score_task(get_task("qqp"), ["0"], _examples("qqp", ["0"]))) == {"accuracy", "f1"}
+    assert set(get_task("qqp").score(_examples("qqp", ["0"]), ["0"])) == {"accuracy", "f1"}
     for name in ("sst", "qnli", "rte", "wnli", "mnli"):
         task = get_task(name)
-        assert set(scorers.score_task(task, [task.label_list[0]], _examples(name, [task.label_list[0]]))) == \
-            {"accuracy"}
-    sts = scorers.score_task(get_task("sts"), [1.0, 2.0, 3.0], _examples("sts", [1.0, 2.0, 4.0]))
+        assert set(task.score(_examples(name, [task.label_list[0]]), [task.label_list[0]])) == {"accuracy"}
+    sts = get_task("sts").score(_examples("sts", [1.0, 2.0, 4.0]), [1.0, 2.0, 3.0])
     assert sts == pytest.approx({"pearson": 100 * math.sqrt(27 / 28), "spearman": 100.0, "mse": 1 / 3})
 
 
-def test_score_task_refuses_unlabelled_test_examples():
+def test_task_score_refuses_unlabelled_test_examples():
     with pytest.raises(ValueError, match="no label"):
-        scorers.score_task(get_task("rte"), ["entailment"], _examples("rte", [None]))
+        get_task("rte").score(_examples("rte", [None]), ["entailment"])
 
 
 def _qa_example(qid, answers, index=0, task="squad"):
     return QAExample(task, "dev", index, qid, "q?", "ctx", ("ctx",), (0,), tuple(answers), "", -1, not answers)
 
 
-def test_score_task_squad_v1_and_v2():
+def test_task_score_squad_v1_and_v2():
     examples = [_qa_example("a", ["cat"]), _qa_example("b", ["dog"], 1)]
-    assert scorers.score_task(get_task("squadv1"), {"a": "the cat", "b": "cat"}, examples) == \
+    assert get_task("squadv1").score(examples, {"a": "the cat", "b": "cat"}) == \
         pytest.approx({"exact_match": 50.0, "f1": 50.0})
-    predictions = qa.QAPredictions(predictions={"a": "cat", "b": ""}, best_answers={"a": "cat", "b": "x"},
-                                   nbest={}, null_odds={"a": -5.0, "b": 0.0}, na_threshold=-2.75)
+    predictions = qa_predictions.QAPredictions(predictions={"a": "cat", "b": ""}, best_answers={"a": "cat", "b": "x"},
+                                               nbest={}, null_odds={"a": -5.0, "b": 0.0}, na_threshold=-2.75)
     v2 = [_qa_example("a", ["cat"]), _qa_example("b", [], 1)]
-    scores = scorers.score_task(get_task("squad"), predictions, v2)
+    scores = get_task("squad").score(v2, predictions)
     assert scores["exact_match"] == 100.0 and scores["best_exact"] == 100.0
     assert {"HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "best_f1", "best_f1_thresh"} <= set(scores)
 
 
-def test_score_task_chunk():
+def test_task_score_chunk():
     examples = [TaggingExample("chunk", "dev", 0, "dev-1", ("a", "b"), ("S-NP", "S-VP"))]
-    assert scorers.score_task(get_task("chunk"), [["S-NP", "O"]], examples) == pytest.approx(
+    assert get_task("chunk").score(examples, [["S-NP", "O"]]) == pytest.approx(
         {"f1": 200 / 3, "precision": 100.0, "recall": 50.0})
