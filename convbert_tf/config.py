@@ -24,7 +24,7 @@ PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 MODEL_SIZES = ("small", "medium-small", "base")
 ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 CONV_TYPES = ("sdconv", "noconv")
-# Formulations of the span convolution; all give the same numbers (see layers/span_conv.py).
+# Formulations of the span convolution; all give the same numbers (see layers/span_dynamic_conv.py).
 CONV_IMPLEMENTATIONS = ("unfold", "shifted", "shifted_xla")
 DEFAULT_CONV_IMPLEMENTATION = "shifted_xla"  # the fastest in training (benchmarks/README.md)
 
@@ -123,7 +123,7 @@ class ConvBertConfig:
     """Not in the original: how the span convolution is computed; every choice gives the same
     outputs (to float rounding). 'unfold' is the simple reference formulation; 'shifted_xla'
     (the default) the fastest in training; exported SavedModels always hold the XLA-free
-    'shifted' form (see layers/span_conv.py)."""
+    'shifted' form (see layers/span_dynamic_conv.py)."""
 
     def __post_init__(self):
         for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",

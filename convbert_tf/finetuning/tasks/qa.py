@@ -22,7 +22,7 @@ from convbert_tf.finetuning.qa import scoring as qa_scoring
 from convbert_tf.finetuning.qa.reading import QuestionReader
 from convbert_tf.finetuning.serving import IDS_SIGNATURE, text_spec
 from convbert_tf.finetuning.tasks.base import Task
-from convbert_tf.layers.qa_head import QuestionAnsweringHead
+from convbert_tf.layers.question_answering_head import QuestionAnsweringHead
 
 
 class QATask(Task):
