@@ -20,6 +20,8 @@ import math
 import os
 from typing import Any, Mapping
 
+from convbert_tf import io
+
 # Where the `small`, `medium-small` and `base` presets live (repository root / configs).
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 MODEL_SIZES = ("small", "medium-small", "base")
@@ -183,11 +185,8 @@ class ConvBertConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_json_file(self, path: str) -> None:
-        """Writes the config atomically (temporary file, then rename)."""
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(self.to_json_string())
-        os.replace(tmp, path)
+        """Writes the config atomically (`convbert_tf.io`; gs:// and other remote paths too)."""
+        io.atomic_write_text(path, self.to_json_string())
 
     def replace(self, **changes) -> "ConvBertConfig":
         """A copy with some fields changed (validated again)."""
@@ -213,8 +212,7 @@ class ConvBertConfig:
     def from_json_file(cls, path: str) -> "ConvBertConfig":
         """Reads a config in the BertConfig form or the original `--hparams` form."""
         try:
-            with open(path) as f:
-                values = json.load(f)
+            values = json.loads(_read_text(path))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
         except json.JSONDecodeError as e:
@@ -227,6 +225,19 @@ class ConvBertConfig:
         if name not in MODEL_SIZES:
             raise ConfigError(f"unknown preset {name!r}; known presets are {list(MODEL_SIZES)}")
         return cls.from_json_file(os.path.join(PRESETS_DIR, f"{name}.json"))
+
+
+def _read_text(path: str) -> str:
+    """A local file's text, or a remote one's (gs://...) through tf.io.gfile."""
+    if not io.is_remote(path):
+        with open(path) as f:
+            return f.read()
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(path)
+    with tf.io.gfile.GFile(path) as f:
+        return f.read()
 
 
 def load_config(config: "ConvBertConfig | str | Mapping") -> ConvBertConfig:
