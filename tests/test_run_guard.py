@@ -10,10 +10,11 @@ import sys
 import pytest
 import tensorflow as tf
 
-from convbert_tf.config import ConfigError
+from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.pretraining import trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
-from convbert_tf.run_guard import LOCK_FILENAME, PREEMPTED_EXIT_CODE, model_dir_lock, remove_interrupted_writes
+from convbert_tf.run_guard import (LOCK_FILENAME, PREEMPTED_EXIT_CODE, check_model_dir_writable, check_saved_config,
+                                   model_dir_lock, remove_interrupted_writes)
 from tests.pretraining_data import TINY_HPARAMS, write_data_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,16 +99,44 @@ def test_only_the_temporaries_of_interrupted_writes_are_removed(tmp_path):
             "train/events.out.tfevents.1.host.2.v2", LOCK_FILENAME]
     temporary = ["ckpt-16_temp/part-00000-of-00001.index", "checkpoint.tmp0a1b2c", "hparams.json.tmp-123",
                  ".saved_model.tmp-0a1b2c3d/saved_model.pb", ".saved_model.old-0a1b2c3d/saved_model.pb",
-                 "original_layout/.tmp-0a1b2c3d/model.ckpt-8.index", "original_layout/.checkpoint.tmp-0a1b2c3d"]
+                 "original_layout/.tmp-0a1b2c3d/model.ckpt-8.index", "original_layout/.checkpoint.tmp-0a1b2c3d",
+                 ".config.json.tmp-123-0a1b2c3d", "original_layout/.model.ckpt-8.index.tmp-123-0a1b2c3d"]
     for name in kept + temporary:
         os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
         (tmp_path / name).write_text("x")
     removed = remove_interrupted_writes(str(tmp_path))
     assert sorted(os.path.relpath(p, tmp_path) for p in removed) == sorted(
         ["ckpt-16_temp", "checkpoint.tmp0a1b2c", "hparams.json.tmp-123", ".saved_model.tmp-0a1b2c3d",
-         ".saved_model.old-0a1b2c3d", "original_layout/.tmp-0a1b2c3d", "original_layout/.checkpoint.tmp-0a1b2c3d"])
+         ".saved_model.old-0a1b2c3d", "original_layout/.tmp-0a1b2c3d", "original_layout/.checkpoint.tmp-0a1b2c3d",
+         ".config.json.tmp-123-0a1b2c3d", "original_layout/.model.ckpt-8.index.tmp-123-0a1b2c3d"])
     for name in kept:
         assert (tmp_path / name).exists(), name
     for name in temporary:
         assert not (tmp_path / name).exists(), name
     assert remove_interrupted_writes(str(tmp_path)) == []
+
+
+def test_a_remote_model_dir_gets_its_lock_config_check_and_clean_up_through_gfile():
+    model_dir = "ram://convbert-run-guard/models/tiny"
+    check_model_dir_writable(model_dir, needed_bytes=1 << 40)  # no local free space to measure
+    assert tf.io.gfile.isdir(model_dir)
+    with model_dir_lock(model_dir) as path:
+        with tf.io.gfile.GFile(path) as f:
+            assert json.load(f)["pid"] == os.getpid()
+        with pytest.raises(ConfigError, match="in use by another run"):
+            with model_dir_lock(model_dir):
+                pass
+    assert not tf.io.gfile.exists(path)
+    config = ConvBertConfig.from_preset("small")
+    config.to_json_file(f"{model_dir}/config.json")
+    check_saved_config(model_dir, config, "use another --model_name")
+    with pytest.raises(ConfigError, match="hidden_size 256 there vs 128 now"):
+        check_saved_config(model_dir, config.replace(hidden_size=128, intermediate_size=512), "do something")
+    # Files only: the ram:// file system lists no directories that only exist as prefixes (gs:// does).
+    for name in (".hparams.json.tmp-1-0a1b2c3d", "checkpoint.tmp0a1b2c"):
+        with tf.io.gfile.GFile(f"{model_dir}/{name}", "w") as f:
+            f.write("x")
+    removed = remove_interrupted_writes(model_dir)
+    assert sorted(removed) == [f"{model_dir}/.hparams.json.tmp-1-0a1b2c3d", f"{model_dir}/checkpoint.tmp0a1b2c"]
+    assert sorted(tf.io.gfile.listdir(model_dir)) == ["config.json"]
+    assert not os.path.exists("ram:")  # nothing written to a local folder named after the scheme
