@@ -8,6 +8,8 @@
 - `pretrain`, `finetune`, `build_dataset`, `plot`: the bodies of run_pretraining.py,
   run_finetuning.py, build_pretraining_dataset.py and plot_curves.py, and of the console commands
   convbert-pretrain, convbert-finetune, convbert-build-dataset and convbert-plot.
+- `commands`: the console commands of entry points kept elsewhere (convert, export, ablation,
+  `python -m convbert_tf`, the quickstart). pyproject.toml lists every console command.
 
 Only entry points (the top-level scripts, `__main__` modules, benchmarks, the quickstart) import
 `flags` and the command modules; `quiet` and `errors` may be imported by any module. This package's

@@ -68,10 +68,15 @@ def run_app(main, define_flags, doc: str | None = None, argv=None) -> None:
     """Defines the entry point's flags on flags.FLAGS, then runs `main` under absl (parses argv,
     exits with main's return value).
 
-    `doc` (the command module's docstring) becomes the text of --help: absl prints the `__main__`
-    module's docstring, which is a thin script's or, for a console command, pip's wrapper's.
+    `doc` (the command module's docstring) becomes the text of --help, and the flags it defines
+    are listed there: absl shows the `__main__` module's docstring and flags, which would be a thin
+    script's or, for a console command, pip's wrapper's.
     """
     if doc:
         sys.modules["__main__"].__doc__ = doc
+    before = set(flags.FLAGS)
     define_flags(flags.FLAGS)
+    main_module = sys.argv[0] if argv is None else argv[0]  # the name absl gives __main__'s flags
+    for name in sorted(set(flags.FLAGS) - before):
+        flags.FLAGS.register_key_flag_for_module(main_module, flags.FLAGS[name])
     app.run(main, argv=argv)

@@ -8,7 +8,11 @@ shows the cuInit error). `import_tensorflow_quietly` therefore sends file descri
 temporary file while TensorFlow loads and lists its devices, then writes back every line that is
 not known chatter: Python warnings and real errors still reach the terminal.
 
-`CONVBERT_TF_VERBOSE=1` (any value but empty or 0) turns this off and shows everything.
+Later C++ info and warning lines (the first XLA compilation's notices, the input pipeline's
+end-of-sequence notes) are hidden by defaulting `TF_CPP_MIN_LOG_LEVEL` to 2, errors still show; a
+value the user set wins. `CONVBERT_TF_VERBOSE=1` (any value but empty or 0) turns all of this off
+and shows everything.
+
 No TensorFlow here until `import_tensorflow_quietly` runs; may be imported by any module.
 """
 
@@ -19,6 +23,7 @@ import sys
 import tempfile
 
 VERBOSE_VARIABLE = "CONVBERT_TF_VERBOSE"
+LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 # Lines TensorFlow writes while it loads and probes for devices that say nothing wrong.
 CHATTER = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called"
@@ -53,12 +58,14 @@ def _stderr_to(file):
 def import_tensorflow_quietly(environ=os.environ) -> None:
     """Imports TensorFlow and lists its devices with the start-up chatter filtered out of stderr.
 
-    Does nothing when TensorFlow is already loaded or when `CONVBERT_TF_VERBOSE` asks for
-    everything. Listing the physical devices does not initialise the runtime, so strategies and
-    device settings chosen later still apply.
+    Also defaults TF_CPP_MIN_LOG_LEVEL to 2 (errors of TensorFlow's C++ code still show). Does
+    nothing when TensorFlow is already loaded or when `CONVBERT_TF_VERBOSE` asks for everything.
+    Listing the physical devices does not initialise the runtime, so strategies and device
+    settings chosen later still apply.
     """
     if "tensorflow" in sys.modules or is_verbose(environ):
         return
+    environ.setdefault(LOG_LEVEL_VARIABLE, "2")
     with tempfile.TemporaryFile(mode="w+b") as captured:
         try:
             with _stderr_to(captured):
