@@ -4,9 +4,9 @@ Legend:
     B  per-replica batch size
     T  max_seq_length (the length every record was written with)
 
-Reference: the original release's `pretrain/pretrain_data.py`, `original_release.md` §4.1
-(records are three int64 FixedLenFeature[T]: input_ids, input_mask, segment_ids; masking is
-dynamic, so it is not stored).
+Reference: `pretrain/pretrain_data.py` of yitu-opensource/ConvBert (as in google-research/electra),
+`get_input_fn`: records are three int64 FixedLenFeature[T] (input_ids, input_mask, segment_ids);
+masking is dynamic, so it is not stored.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def pretraining_dataset(
     mask_fn: MaskFn | None = None,
     bad_records: BadRecordTracker | None = None,
 ) -> tf.data.Dataset:
-    """Batches of pretraining features, as the original's input function (§4.1).
+    """Batches of pretraining features, as the original's `pretrain_data.get_input_fn`.
 
     Steps: glob the patterns; run the start-up check (`check_first_records`) on this
     pipeline's files, eagerly; shard across input pipelines (by file when every pipeline
