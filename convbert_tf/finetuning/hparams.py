@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from convbert_tf.config import MODEL_SIZES, ConfigError, ConvBertConfig, finetuning_size_hparams
+from convbert_tf.config import ConfigError, ConvBertConfig, finetuning_size_hparams
 from convbert_tf.finetuning.scorers import SPAN_RULES
-from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
+from convbert_tf.run_hparams import ModelHParams, check_positive_ints, user_hparams
 
 # How a train step reduces its examples' losses (see convbert_tf/finetuning/loop.py).
 LOSS_REDUCTIONS = ("sum", "mean")
@@ -146,17 +146,7 @@ class FinetuningHParams(ModelHParams):
 def resolve_finetuning_hparams(hparams=None, data_dir: str | None = None, model_name: str | None = None,
                                **overrides) -> FinetuningHParams:
     """Defaults, per-size values, per-task values (one task), then the user's hparams."""
-    user = read_hparams(hparams)
-    user.update({k: v for k, v in overrides.items() if v is not None})
-    if model_name is not None:
-        user.setdefault("model_name", model_name)
-    known = {f.name for f in dataclasses.fields(FinetuningHParams)}
-    unknown = sorted(set(user) - known)
-    if unknown:
-        raise ConfigError(f"--hparams: unknown hparam(s) {unknown}; see convbert_tf/finetuning/hparams.py")
-    size = user.get("model_size", FinetuningHParams.model_size)
-    if size not in MODEL_SIZES:
-        raise ConfigError(f"--hparams: model_size {size!r} is not one of {sorted(MODEL_SIZES)}")
+    user, size = user_hparams(FinetuningHParams, hparams, model_name, overrides, "convbert_tf/finetuning/hparams.py")
     tasks = user.get("task_names", FinetuningHParams.task_names)
     if isinstance(tasks, str):
         tasks = [t for t in tasks.split(",") if t]

@@ -11,9 +11,9 @@ import dataclasses
 import os
 from typing import Mapping
 
-from convbert_tf.config import MODEL_SIZES, ConfigError, ConvBertConfig, generator_config, pretraining_size_hparams
+from convbert_tf.config import ConfigError, ConvBertConfig, generator_config, pretraining_size_hparams
 from convbert_tf.pretraining.records import BAD_RECORDS_CHOICES
-from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
+from convbert_tf.run_hparams import ModelHParams, check_positive_ints, user_hparams
 
 DEBUG_HPARAMS = dict(train_batch_size=8, num_train_steps=20, eval_batch_size=4, iterations_per_loop=1,
                      num_eval_steps=2)
@@ -149,18 +149,8 @@ def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None =
       model_name: --model_name.
       overrides: further values that win over --hparams (flags such as --tpu).
     """
-    user = read_hparams(hparams)
-    user.update({k: v for k, v in overrides.items() if v is not None})
-    if model_name is not None:
-        user.setdefault("model_name", model_name)
-    known = {f.name for f in dataclasses.fields(PretrainingHParams)}
-    unknown = sorted(set(user) - known)
-    if unknown:
-        raise ConfigError(f"--hparams: unknown hparam(s) {unknown}; see convbert_tf/pretraining/hparams.py "
-                          "for the list")
-    size = user.get("model_size", PretrainingHParams.model_size)
-    if size not in MODEL_SIZES:
-        raise ConfigError(f"--hparams: model_size {size!r} is not one of {sorted(MODEL_SIZES)}")
+    user, size = user_hparams(PretrainingHParams, hparams, model_name, overrides,
+                              "convbert_tf/pretraining/hparams.py for the list")
     values = pretraining_size_hparams(size)
     if user.get("debug"):
         values.update(DEBUG_HPARAMS)
