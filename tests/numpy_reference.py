@@ -26,7 +26,7 @@ import zlib
 
 import numpy as np
 
-# BertConfig defaults for the standard fields (§1.1). `vocab_size` and the four ConvBERT
+# BertConfig defaults for the standard fields (the original's `modeling.BertConfig.__init__`). `vocab_size` and the four ConvBERT
 # fields have no default: the original raises AttributeError without them.
 _BERT_DEFAULTS = {
     "hidden_size": 768,
@@ -61,7 +61,7 @@ def embedding_width(config):
 
 
 def head_arithmetic(num_attention_heads, hidden_size, head_ratio):
-    """Returns (N', d, A) as the original `attention_layer` computes them (§1.3).
+    """Returns (N', d, A) as the original `modeling.attention_layer` computes them.
 
     N' = int(N / γ); when that is < 1 the original falls back to N' = 1 (and resets
     γ := N, which only matters through N'). d = H // N always uses the config N (which
@@ -100,7 +100,7 @@ def _dims(config):
 
 
 # --------------------------------------------------------------------------------------
-# Variable names and shapes (§2, §3)
+# Variable names and shapes (the original's variable scopes in modeling.py)
 # --------------------------------------------------------------------------------------
 
 def _grouped_linear_shapes(scope, n_in, n_out, groups):
@@ -132,7 +132,7 @@ def layer_param_shapes(config):
         shapes["attention/self/conv_attn_kernel/bias"] = (np_ * k,)
         shapes["attention/self/conv_attn_point/kernel"] = (h, a)
         shapes["attention/self/conv_attn_point/bias"] = (a,)
-    mixed = 2 * a if dm["sdconv"] else a  # noconv keeps only the N' attention heads (§1.5)
+    mixed = 2 * a if dm["sdconv"] else a  # noconv keeps only the N' attention heads
     shapes["attention/output/dense/kernel"] = (mixed, h)
     shapes["attention/output/dense/bias"] = (h,)
     shapes["attention/output/LayerNorm/beta"] = (h,)
@@ -145,7 +145,7 @@ def layer_param_shapes(config):
 
 
 def original_param_shapes(config, prefix="electra", with_embeddings=True):
-    """All variables of one encoder as the original names them (§3), in creation order.
+    """All variables of one encoder as the original's checkpoints name them, in creation order.
 
     The five shared embedding variables always live under `electra/embeddings/` whatever
     `prefix` is; `with_embeddings` says whether to list them. The projection
@@ -170,7 +170,7 @@ def original_param_shapes(config, prefix="electra", with_embeddings=True):
 
 
 def generator_config(config, hidden_fraction, layers_fraction=1.0):
-    """The generator's config, as `run_pretraining.get_generator_config` builds it (§2).
+    """The generator's config, as `run_pretraining.get_generator_config` builds it.
 
     hidden = round(H·frac), layers = round(L·layers_frac), intermediate = 4·hidden,
     heads = max(1, N·frac) (Python `max`, so it stays the int 1 when N·frac == 1.0 and is a
@@ -325,7 +325,7 @@ def _feed_forward_linear(x, layer_params, scope):
 
 
 # --------------------------------------------------------------------------------------
-# Embeddings (§1.2)
+# Embeddings (the original's `embedding_lookup` and `embedding_postprocessor`)
 # --------------------------------------------------------------------------------------
 
 def np_embeddings(params, config, input_ids, segment_ids, prefix="electra"):
@@ -353,24 +353,24 @@ def np_embeddings(params, config, input_ids, segment_ids, prefix="electra"):
 
 
 # --------------------------------------------------------------------------------------
-# Span-based dynamic convolution and mixed attention (§1.3)
+# Span-based dynamic convolution and mixed attention (the original `modeling.attention_layer`)
 # --------------------------------------------------------------------------------------
 
 def np_span_conv(x, query, layer_params, config, input_mask=None, mask_padding=False):
-    """The N' conv heads: steps 1-5 of §1.3, written as explicit loops over time and offset.
+    """The N' conv heads of `modeling.attention_layer`, written as explicit loops over time and offset.
 
     x [B, T, H] is the layer input; query [B, T, A] is Q (bias included, not scaled).
     Returns O_conv [B, T, A], channels head-major (head n occupies d contiguous channels).
 
     mask_padding=False reproduces the original, which ignores the mask, so padded states
-    leak into the last c real tokens (§9.1). mask_padding=True zeroes x at padded positions
+    leak into the last c real tokens. mask_padding=True zeroes x at padded positions
     before the depthwise conv and U at padded positions before the unfold.
     """
     dm = _dims(config)
     n_heads, head_size, k = dm["Np"], dm["d"], dm["K"]
     if k % 2 != 1:
         raise ValueError(f"conv_kernel_size must be odd (the original crashes for even "
-                         f"sizes, §9.4); got {k}")
+                         f"sizes); got {k}")
     c = (k - 1) // 2
     x = np.asarray(x, np.float64)
     query = np.asarray(query, np.float64)
@@ -492,7 +492,7 @@ def np_encoder(params, config, input_ids, input_mask, segment_ids, prefix="elect
 
 
 # --------------------------------------------------------------------------------------
-# Pretraining heads (§4.3)
+# Pretraining heads (the original PretrainingModel._get_masked_lm_output, _get_discriminator_output)
 # --------------------------------------------------------------------------------------
 
 def np_generator_head(hidden, params, word_embeddings):

@@ -8,7 +8,7 @@ import pytest
 
 from tests import numpy_reference as ref
 
-# The three released sizes (§2), as BertConfig-style dicts.
+# The three released sizes (the original's configure_pretraining.py), as BertConfig-style dicts.
 _COMMON = dict(num_hidden_layers=12, vocab_size=30522, max_position_embeddings=512,
                type_vocab_size=2, conv_kernel_size=9, head_ratio=2, conv_type="sdconv",
                hidden_act="gelu")

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 
 def write_tf1_checkpoint(params, checkpoint_prefix, global_step=0, with_adam_slots=False):
-    """Saves `params` the way the original TF1.15 release's checkpoints hold them (§3).
+    """Saves `params` the way the original TF1.15 release's checkpoints hold them.
 
     Builds a private `tf.compat.v1` graph (eager mode stays on in the rest of the process),
     creates one variable per dict key with exactly that name, initialises it from the given
