@@ -66,7 +66,11 @@ def import_tensorflow_quietly(environ=os.environ) -> None:
     if "tensorflow" in sys.modules or is_verbose(environ):
         return
     environ.setdefault(LOG_LEVEL_VARIABLE, "2")
-    with tempfile.TemporaryFile(mode="w+b") as captured:
+    try:
+        captured = tempfile.TemporaryFile(mode="w+b")
+    except OSError:  # no writable temp directory: TensorFlow loads as usual
+        return
+    with captured:
         try:
             with _stderr_to(captured):
                 import tensorflow as tf
