@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Any, Mapping
 
-# Where the `small`, `medium-small` and `base` presets live (repository root / configs).
-PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+from convbert_tf import io
+
 MODEL_SIZES = ("small", "medium-small", "base")
 ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 CONV_TYPES = ("sdconv", "noconv")
@@ -182,11 +181,8 @@ class ConvBertConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_json_file(self, path: str) -> None:
-        """Writes the config atomically (temporary file, then rename)."""
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(self.to_json_string())
-        os.replace(tmp, path)
+        """Writes the config atomically (`convbert_tf.io`; gs:// and other remote paths too)."""
+        io.atomic_write_text(path, self.to_json_string())
 
     def replace(self, **changes) -> "ConvBertConfig":
         """A copy with some fields changed (validated again)."""
@@ -212,8 +208,7 @@ class ConvBertConfig:
     def from_json_file(cls, path: str) -> "ConvBertConfig":
         """Reads a config in the BertConfig form or the original `--hparams` form."""
         try:
-            with open(path) as f:
-                values = json.load(f)
+            values = json.loads(_read_text(path))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
         except json.JSONDecodeError as e:
@@ -222,10 +217,24 @@ class ConvBertConfig:
 
     @classmethod
     def from_preset(cls, name: str) -> "ConvBertConfig":
-        """One of the released sizes, read from `configs/<name>.json`."""
+        """One of the released sizes, built from `SIZES` (the repository's configs/<name>.json hold
+        the same configs in the BertConfig form)."""
         if name not in MODEL_SIZES:
             raise ConfigError(f"unknown preset {name!r}; known presets are {list(MODEL_SIZES)}")
-        return cls.from_json_file(os.path.join(PRESETS_DIR, f"{name}.json"))
+        return _from_hparams({"model_size": name}, f"preset {name}")
+
+
+def _read_text(path: str) -> str:
+    """A local file's text, or a remote one's (gs://...) through tf.io.gfile."""
+    if not io.is_remote(path):
+        with open(path) as f:
+            return f.read()
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(path)
+    with tf.io.gfile.GFile(path) as f:
+        return f.read()
 
 
 def load_config(config: "ConvBertConfig | str | Mapping") -> ConvBertConfig:
@@ -243,14 +252,55 @@ def load_config(config: "ConvBertConfig | str | Mapping") -> ConvBertConfig:
 
 # ----- the original `--hparams` form ---------------------------------------------------------
 
-# Per-size model hparams of configure_pretraining.py / configure_finetuning.py (§2 and §4.5).
-_SIZE_HPARAMS = {
-    "small": dict(embedding_size=128, conv_kernel_size=9, linear_groups=1, head_ratio=2),
-    "medium-small": dict(embedding_size=128, conv_kernel_size=9, linear_groups=2, head_ratio=2),
-    "base": dict(embedding_size=None, conv_kernel_size=9, linear_groups=1, head_ratio=2),
+@dataclasses.dataclass(frozen=True)
+class SizeValues:
+    """Everything that depends on `model_size`: the model's shape and the size-dependent training
+    hparams, as the original's configure_pretraining.py and configure_finetuning.py set them.
+
+    Attributes:
+      hidden_size: D; 12 layers and intermediate size 4 D for every size.
+      head_width: D per attention head (num_attention_heads = D // head_width).
+      embedding_size: E, or None for E = D.
+      linear_groups: G of the grouped feed-forward layers.
+      pretrain_learning_rate: lr0 of pretraining.
+      pretrain_batch_size: train_batch_size and eval_batch_size of pretraining.
+      generator_hidden_size: the generator's width as a fraction of D.
+      finetune_learning_rate: lr0 of fine-tuning.
+    """
+
+    hidden_size: int
+    head_width: int
+    embedding_size: int | None
+    linear_groups: int
+    pretrain_learning_rate: float
+    pretrain_batch_size: int
+    generator_hidden_size: float
+    finetune_learning_rate: float
+
+
+# The one home of per-size values: the presets, the --hparams form below and both runs' hparams
+# read them from here.
+SIZES = {
+    "small": SizeValues(256, 64, 128, 1, 3e-4, 128, 0.25, 3e-4),
+    "medium-small": SizeValues(384, 48, 128, 2, 5e-4, 128, 0.25, 3e-4),
+    "base": SizeValues(768, 64, None, 1, 2e-4, 256, 1 / 3, 1e-4),
 }
-_SIZE_HIDDEN = {"small": 256, "medium-small": 384, "base": 768}
-_SIZE_HEAD_WIDTH = {"small": 64, "medium-small": 48, "base": 64}
+
+
+def pretraining_size_hparams(size: str) -> dict:
+    """The per-size pretraining hparams (applied over the defaults, under the user's)."""
+    values = SIZES[size]
+    return dict(learning_rate=values.pretrain_learning_rate, train_batch_size=values.pretrain_batch_size,
+                eval_batch_size=values.pretrain_batch_size, embedding_size=values.embedding_size,
+                generator_hidden_size=values.generator_hidden_size, linear_groups=values.linear_groups)
+
+
+def finetuning_size_hparams(size: str) -> dict:
+    """The per-size fine-tuning hparams (applied over the defaults, under the per-task and user's)."""
+    values = SIZES[size]
+    return dict(learning_rate=values.finetune_learning_rate, embedding_size=values.embedding_size,
+                linear_groups=values.linear_groups)
+
 
 # hparams that shape the model, with the original defaults.
 _MODEL_HPARAMS = dict(model_size="medium-small", model_hparam_overrides={}, embedding_size=None,
@@ -288,10 +338,10 @@ def _from_hparams(values: Mapping[str, Any], source: str) -> ConvBertConfig:
     size = values.get("model_size", _MODEL_HPARAMS["model_size"])
     if size == "large":
         raise ConfigError(f"{source}: model_size 'large' is not supported by the original release")
-    if size not in _SIZE_HPARAMS:
+    if size not in SIZES:
         raise ConfigError(f"{source}: unknown model_size {size!r}; use one of {list(MODEL_SIZES)}")
     hp = dict(_MODEL_HPARAMS)
-    hp.update(_SIZE_HPARAMS[size])
+    hp.update(embedding_size=SIZES[size].embedding_size, linear_groups=SIZES[size].linear_groups)
     hp.update({k: v for k, v in values.items() if k in _MODEL_HPARAMS or k in extras})
     overrides = hp.pop("model_hparam_overrides") or {}
     if not isinstance(overrides, Mapping):
@@ -301,9 +351,9 @@ def _from_hparams(values: Mapping[str, Any], source: str) -> ConvBertConfig:
     if bad:
         raise ConfigError(f"{source}: unknown key(s) {bad} in 'model_hparam_overrides'")
 
-    args = {"hidden_size": _SIZE_HIDDEN[size], "num_hidden_layers": 12}
+    args = {"hidden_size": SIZES[size].hidden_size, "num_hidden_layers": 12}
     args.update(overrides)
-    args["num_attention_heads"] = max(1, args["hidden_size"] // _SIZE_HEAD_WIDTH[size])
+    args["num_attention_heads"] = max(1, args["hidden_size"] // SIZES[size].head_width)
     args["intermediate_size"] = 4 * args["hidden_size"]
     args.update(overrides)
     for key in ("vocab_size", "embedding_size", "conv_kernel_size", "linear_groups", "head_ratio",

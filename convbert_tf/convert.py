@@ -50,7 +50,7 @@ def convert(direction, input_path, output, config=None, overwrite=False):
 
 def main(argv):
     del argv
-    from convbert_tf.cli_errors import exit_on_error
+    from convbert_tf.cli.errors import exit_on_error
 
     for name in ("input", "output"):
         if not getattr(FLAGS, name):

@@ -219,7 +219,7 @@ def run(flag_values):
 
 def main(argv):
     del argv
-    from convbert_tf.cli_errors import exit_on_error
+    from convbert_tf.cli.errors import exit_on_error
 
     with exit_on_error("convbert_tf.export", "exporting a SavedModel", f"--checkpoint {flags.FLAGS.checkpoint}"):
         run(flags.FLAGS)

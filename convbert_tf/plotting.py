@@ -16,12 +16,15 @@ verified; a truncated last record (a file still being written) ends that file's 
 from __future__ import annotations
 
 import dataclasses
+import io as io_bytes
 import os
 import re
 import struct
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
+
+from convbert_tf import io
 
 EVENT_FILE = re.compile(r"events\.out\.tfevents\..*")
 PRETRAINING_TAGS = (("mlm_loss", "generator MLM loss"), ("disc_loss", "discriminator loss"))
@@ -190,15 +193,8 @@ def plot_curves(curves: Mapping[str, Sequence[Curve]], output: str, title: str |
 
 
 def save_png(figure, output: str) -> str:
-    """Writes a matplotlib figure as a PNG under a temporary name and renames it into place;
-    creates the directory. Returns the path."""
-    directory = os.path.dirname(os.path.abspath(output))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(output)}.tmp-{os.getpid()}.png")
-    try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return output
+    """Writes a matplotlib figure as a PNG atomically (`convbert_tf.io`); creates the directory.
+    Returns the path."""
+    buffer = io_bytes.BytesIO()
+    figure.savefig(buffer, format="png")
+    return io.atomic_write_bytes(output, buffer.getvalue())

@@ -1,5 +1,10 @@
 """Guards of a long run: a writable model_dir with room for checkpoints, one run per model_dir
-(a lock file), no resuming another configuration's run, and SIGTERM as "save and stop"."""
+(a lock file), no resuming another configuration's run, and SIGTERM as "save and stop".
+
+Remote model_dirs (gs://..., ram://...) go through tf.io.gfile: their lock, config check and
+clean-up work as on a local disk, except that taking the lock is not atomic there (no exclusive
+create) and the free space is not measured. Imported by the training runs and the ablation.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import socket
 import time
 from typing import Iterable
 
+from convbert_tf import io
 from convbert_tf.config import ConfigError, ConvBertConfig
 
 LOCK_FILENAME = ".run.lock"
@@ -21,13 +27,18 @@ CONFIG_FILENAME = "config.json"  # as checkpoints.CONFIG_FILENAME, without impor
 PREEMPTED_EXIT_CODE = 75
 # What a killed run can leave in its model_dir: every write goes to one of these temporary
 # names first and is renamed into place when complete, so none of them is ever read.
-INTERRUPTED_WRITE_PATTERNS = (
+# io.TEMPORARY_GLOB covers every write made through convbert_tf.io (config.json, the exports'
+# directories, the original-layout checkpoint's state file); TensorFlow names its own.
+TF_CHECKPOINT_PATTERNS = (
     "ckpt-*_temp",  # tf.train.Checkpoint's shards before their merge
     "checkpoint.tmp*",  # CheckpointManager's `checkpoint` state file before its rename
-    "*.json.tmp-*",  # config.json, hparams.json
-    ".saved_model.tmp-*", ".saved_model.old-*",  # convbert_tf.export.write_saved_model
-    "original_layout/.tmp-*", "original_layout/.checkpoint.tmp-*",  # checkpoints.save_original_checkpoint
 )
+# Names of writes not yet made through convbert_tf.io: hparams.json and the results (the
+# pretraining trainer), the old export directory set aside (export.write_saved_model) and the
+# original-layout checkpoint's staging directory (checkpoints.save_original_checkpoint).
+OTHER_TEMPORARY_PATTERNS = ("*.json.tmp-*", ".saved_model.old-*", "original_layout/.tmp-*")
+INTERRUPTED_WRITE_PATTERNS = (io.TEMPORARY_GLOB, f"original_layout/{io.TEMPORARY_GLOB}") + TF_CHECKPOINT_PATTERNS \
+    + OTHER_TEMPORARY_PATTERNS
 
 
 def _pid_alive(pid: int) -> bool:
@@ -37,6 +48,61 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def _gfile():
+    import tensorflow as tf  # only for remote model_dirs
+
+    return tf.io.gfile
+
+
+def _exists(path: str) -> bool:
+    return _gfile().exists(path) if io.is_remote(path) else os.path.exists(path)
+
+
+def _read_text(path: str) -> str:
+    with (_gfile().GFile(path) if io.is_remote(path) else open(path)) as f:
+        return f.read()
+
+
+def _remove(path: str) -> None:
+    """Removes a file or a directory tree; one already gone is no error."""
+    if io.is_remote(path):
+        gfile = _gfile()
+        with contextlib.suppress(Exception):
+            gfile.rmtree(path) if gfile.isdir(path) else gfile.remove(path)
+    elif os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+def _list_matching(folder: str, name_pattern: str) -> list:
+    """The names in `folder` (local or remote) that match `name_pattern`; none when it is not a directory."""
+    if io.is_remote(folder):
+        gfile = _gfile()
+        names = [n.rstrip("/") for n in gfile.listdir(folder)] if gfile.isdir(folder) else []
+    else:
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted(fnmatch.filter(names, name_pattern))
+
+
+def _create_exclusively(path: str, text: str) -> bool:
+    """Creates `path` holding `text` unless it exists (False then). Exclusive on a local disk;
+    on a remote file system a check, then an atomic write."""
+    if io.is_remote(path):
+        if _exists(path):
+            return False
+        io.atomic_write_text(path, text)
+        return True
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     return True
 
 
@@ -69,14 +135,13 @@ def check_model_dir_writable(model_dir: str, needed_bytes: int) -> None:
     Writes and removes a probe file (permission bits alone miss read-only mounts, and os.access
     is wrong on some network filesystems), then compares shutil.disk_usage's free bytes.
 
-    A remote path (gs://...) is only created, as before these checks: it has no local free space
-    to measure (the lock file and config check on such paths are local-only as well).
+    A remote path (gs://...) is only created: it has no local free space to measure.
 
     Raises:
         ConfigError: naming the directory and, for space, the free and needed bytes.
     """
-    if "://" in model_dir:
-        os.makedirs(model_dir, exist_ok=True)
+    if io.is_remote(model_dir):
+        io.makedirs(model_dir)
         return
     probe = os.path.join(model_dir, f".write-probe-{os.getpid()}")
     try:
@@ -109,7 +174,7 @@ def check_saved_config(directory: str, config: ConvBertConfig, what_to_do: str) 
         ConfigError: naming both values of every field that differs.
     """
     saved_path = os.path.join(directory, CONFIG_FILENAME)
-    if not os.path.exists(saved_path):
+    if not _exists(saved_path):
         return
     saved = ConvBertConfig.from_json_file(saved_path)
     runtime = ("conv_mask_padding", "conv_implementation")
@@ -133,35 +198,28 @@ def model_dir_lock(model_dir: str, lock_name: str = LOCK_FILENAME, elsewhere: st
     path = os.path.join(model_dir, lock_name)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
     for _ in range(2):
+        if _create_exclusively(path, json.dumps(me)):
+            break
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                with open(path) as f:
-                    holder = json.load(f)
-            except (OSError, ValueError):
-                holder = {}
-            if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
-                    and not _pid_alive(holder["pid"]):
-                os.remove(path)  # stale: its process is gone
-                continue
-            raise ConfigError(
-                f"model_dir {model_dir} is in use by another run (pid {holder.get('pid')} on "
-                f"{holder.get('host')}, since {holder.get('since')}); wait for it to finish, {elsewhere}, "
-                f"or remove {path} if that run is gone") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
+            holder = json.loads(_read_text(path))
+        except Exception:  # unreadable or half-written (gfile raises its own error types)
+            holder = {}
+        if holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) and not _pid_alive(holder["pid"]):
+            _remove(path)  # stale: its process is gone
+            continue
+        raise ConfigError(
+            f"model_dir {model_dir} is in use by another run (pid {holder.get('pid')} on "
+            f"{holder.get('host')}, since {holder.get('since')}); wait for it to finish, {elsewhere}, "
+            f"or remove {path} if that run is gone") from None
     try:
         yield path
     finally:
-        with contextlib.suppress(OSError):
-            os.remove(path)
+        _remove(path)
 
 
 # The same in a fine-tuning trial's directory (exports go to saved_model/<task>).
-TRIAL_INTERRUPTED_WRITE_PATTERNS = ("ckpt-*_temp", "checkpoint.tmp*", "saved_model/.*.tmp-*",
-                                    "saved_model/.*.old-*")
+TRIAL_INTERRUPTED_WRITE_PATTERNS = (io.TEMPORARY_GLOB, f"saved_model/{io.TEMPORARY_GLOB}") + TF_CHECKPOINT_PATTERNS \
+    + ("saved_model/.*.old-*",)
 
 
 def remove_interrupted_writes(model_dir: str, patterns=INTERRUPTED_WRITE_PATTERNS) -> list:
@@ -173,15 +231,9 @@ def remove_interrupted_writes(model_dir: str, patterns=INTERRUPTED_WRITE_PATTERN
     removed = []
     for pattern in patterns:
         folder, name_pattern = os.path.split(os.path.join(model_dir, pattern))
-        if not os.path.isdir(folder):
-            continue
-        for name in sorted(fnmatch.filter(os.listdir(folder), name_pattern)):
+        for name in _list_matching(folder, name_pattern):
             path = os.path.join(folder, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+            _remove(path)
             removed.append(path)
     return removed
 

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any, Mapping
 
-from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION, ConfigError, ConvBertConfig
+from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION, MODEL_SIZES, ConfigError, ConvBertConfig
 
 # The hparams that shape the encoder, passed to ConvBertConfig's --hparams form.
 MODEL_KEYS = ("model_size", "model_hparam_overrides", "embedding_size", "vocab_size", "conv_kernel_size",
@@ -39,6 +39,27 @@ def parse_json_object(text: str, source: str, advice: str = "") -> dict:
     if not isinstance(values, dict):
         raise ConfigError(f"{source} must be a JSON object, got {type(values).__name__}")
     return values
+
+
+def user_hparams(cls, hparams, model_name: str | None, overrides: Mapping, see: str) -> tuple[dict, str]:
+    """The user's hparams (--hparams, then the flags in `overrides` that are set, and --model_name
+    unless --hparams names the model) checked against `cls`'s fields, and their model_size.
+
+    Raises:
+        ConfigError: an unknown hparam (the message ends with `see`, where the list is) or size.
+    """
+    user = read_hparams(hparams)
+    user.update({k: v for k, v in overrides.items() if v is not None})
+    if model_name is not None:
+        user.setdefault("model_name", model_name)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(user) - known)
+    if unknown:
+        raise ConfigError(f"--hparams: unknown hparam(s) {unknown}; see {see}")
+    size = user.get("model_size", cls.model_size)
+    if size not in MODEL_SIZES:
+        raise ConfigError(f"--hparams: model_size {size!r} is not one of {sorted(MODEL_SIZES)}")
+    return user, size
 
 
 def check_positive_ints(resolved, keys) -> None:

@@ -1,5 +1,5 @@
 """Runs every entry point, one after the other in this process, on an input that fails in a way
-none of them expects, for tests/test_cli_errors.py; prints one JSON line per entry point.
+none of them expects, for tests/cli/test_errors.py; prints one JSON line per entry point.
 
   python tests/entry_point_failures.py <work dir>
 

@@ -5,7 +5,11 @@ import json
 
 import pytest
 
-from convbert_tf.config import ConfigError, ConvBertConfig, head_arithmetic, load_config
+from convbert_tf.config import (MODEL_SIZES, SIZES, ConfigError, ConvBertConfig, finetuning_size_hparams,
+                                head_arithmetic, load_config, pretraining_size_hparams)
+from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
+from convbert_tf.pretraining.hparams import resolve_hparams
+from repo_paths import ROOT
 from convbert_tf.models.electra import generator_config
 
 
@@ -27,6 +31,39 @@ def test_presets_match_the_original_sizes_and_hparams_form(size, hidden, heads, 
     assert (config.num_hidden_layers, config.conv_kernel_size, config.head_ratio, config.vocab_size) == (12, 9, 2, 30522)
     # The original --hparams form resolves to the same config.
     assert ConvBertConfig.from_dict({"model_size": size}) == config
+
+
+def test_presets_are_the_repository_configs_and_the_hparams_form():
+    assert tuple(SIZES) == MODEL_SIZES
+    for size in MODEL_SIZES:
+        preset = ConvBertConfig.from_preset(size)
+        assert preset == ConvBertConfig.from_json_file(f"{ROOT}/configs/{size}.json")
+        assert preset == ConvBertConfig.from_dict({"model_size": size})
+
+
+def test_per_size_hparams_are_the_originals_and_reach_both_runs():
+    assert {size: pretraining_size_hparams(size) for size in MODEL_SIZES} == {
+        "small": dict(learning_rate=3e-4, train_batch_size=128, eval_batch_size=128, embedding_size=128,
+                      generator_hidden_size=0.25, linear_groups=1),
+        "medium-small": dict(learning_rate=5e-4, train_batch_size=128, eval_batch_size=128,
+                             embedding_size=128, generator_hidden_size=0.25, linear_groups=2),
+        "base": dict(learning_rate=2e-4, train_batch_size=256, eval_batch_size=256, embedding_size=None,
+                     generator_hidden_size=1 / 3, linear_groups=1)}
+    assert {size: finetuning_size_hparams(size) for size in MODEL_SIZES} == {
+        "small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=1),
+        "medium-small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=2),
+        "base": dict(learning_rate=1e-4, embedding_size=None, linear_groups=1)}
+    for size in MODEL_SIZES:
+        pretraining = resolve_hparams({"model_size": size})
+        assert (pretraining.learning_rate, pretraining.train_batch_size, pretraining.generator_hidden_size) == (
+            SIZES[size].pretrain_learning_rate, SIZES[size].pretrain_batch_size, SIZES[size].generator_hidden_size)
+        assert pretraining.model_config() == ConvBertConfig.from_preset(size)
+        finetuning = resolve_finetuning_hparams({"model_size": size, "task_names": ["cola"]})
+        assert finetuning.learning_rate == SIZES[size].finetune_learning_rate
+        assert finetuning.model_config() == ConvBertConfig.from_preset(size)
+    for resolve in (resolve_hparams, resolve_finetuning_hparams):
+        with pytest.raises(ConfigError, match=r"model_size 'large' is not one of \['base', 'medium-small', 'small'\]"):
+            resolve({"model_size": "large"})
 
 
 def test_hparams_form_applies_overrides_like_get_bert_config(tmp_path):

@@ -54,7 +54,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    from convbert_tf.cli_errors import exit_on_error
+    from convbert_tf.cli.errors import exit_on_error
 
     with exit_on_error("python -m convbert_tf.ablation", "ablation", f"--output_dir {FLAGS.output_dir}",
                        traceback_dir=FLAGS.output_dir, also_known=(ValueError,)):

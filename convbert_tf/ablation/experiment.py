@@ -147,7 +147,7 @@ def main(*, strategy: str = "auto", tpu: str | None = None, tpu_zone: str | None
     """The command behind `python -m convbert_tf.ablation`; `options` are make_settings' arguments.
 
     Returns the exit code: 0 done, or 75 when SIGTERM stopped a run after a checkpoint (rerun the
-    command to resume). Errors propagate (the entry point maps them to exit codes, `cli_errors`).
+    command to resume). Errors propagate (the entry point maps them to exit codes, `cli.errors`).
     """
     from convbert_tf.distribute import get_strategy, set_mixed_precision
     from convbert_tf.run_guard import PREEMPTED_EXIT_CODE

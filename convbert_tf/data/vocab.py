@@ -5,6 +5,7 @@ from typing import Iterable, Iterator, Sequence, Union
 import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
+from convbert_tf import io
 from convbert_tf.data import tokenization
 
 _BATCH_LINES = 1024
@@ -72,19 +73,9 @@ def learn_wordpiece_vocab(
 
 
 def write_vocab(path: Union[str, os.PathLike], tokens: Sequence[str]) -> None:
-    """Writes one token per line to `path` atomically (a temp file beside it, then os.replace)."""
-    path = os.fspath(path)
+    """Writes one token per line to `path` atomically (`convbert_tf.io`)."""
     for index, token in enumerate(tokens):
         if not token or token != token.strip() or "\n" in token:
             raise ValueError(f"token {index} ({token!r}) cannot be written as a vocab line")
     tokenization.check_special_tokens(tokens)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp_path, "w", encoding="utf-8", newline="\n") as f:
-            f.write("".join(token + "\n" for token in tokens))
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    io.atomic_write_text(path, "".join(token + "\n" for token in tokens))

@@ -1,6 +1,6 @@
 """FinetuningHParams: the hparams of the original `configure_finetuning.py`, same names and defaults.
 
-Resolution: defaults, then per-size values, then per-task values (only when one task is
+Resolution: defaults, then per-size values (`convbert_tf.config.SIZES`), then per-task values (only when one task is
 given, as in the original), then the user's `--hparams`, which win. Unknown keys are errors.
 """
 
@@ -9,18 +9,13 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from convbert_tf.config import ConfigError, ConvBertConfig
+from convbert_tf.config import ConfigError, ConvBertConfig, finetuning_size_hparams
 from convbert_tf.finetuning.scorers import SPAN_RULES
-from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
+from convbert_tf.run_hparams import ModelHParams, check_positive_ints, user_hparams
 
 # How a train step reduces its examples' losses (see convbert_tf/finetuning/loop.py).
 LOSS_REDUCTIONS = ("sum", "mean")
 
-SIZE_HPARAMS = {
-    "small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=1),
-    "medium-small": dict(learning_rate=3e-4, embedding_size=128, linear_groups=2),
-    "base": dict(learning_rate=1e-4, embedding_size=None, linear_groups=1),
-}
 
 def task_hparams(task_names) -> dict:
     """Per-task values of the original, applied only when exactly one task is given."""
@@ -151,23 +146,13 @@ class FinetuningHParams(ModelHParams):
 def resolve_finetuning_hparams(hparams=None, data_dir: str | None = None, model_name: str | None = None,
                                **overrides) -> FinetuningHParams:
     """Defaults, per-size values, per-task values (one task), then the user's hparams."""
-    user = read_hparams(hparams)
-    user.update({k: v for k, v in overrides.items() if v is not None})
-    if model_name is not None:
-        user.setdefault("model_name", model_name)
-    known = {f.name for f in dataclasses.fields(FinetuningHParams)}
-    unknown = sorted(set(user) - known)
-    if unknown:
-        raise ConfigError(f"--hparams: unknown hparam(s) {unknown}; see convbert_tf/finetuning/hparams.py")
-    size = user.get("model_size", FinetuningHParams.model_size)
-    if size not in SIZE_HPARAMS:
-        raise ConfigError(f"--hparams: model_size {size!r} is not one of {sorted(SIZE_HPARAMS)}")
+    user, size = user_hparams(FinetuningHParams, hparams, model_name, overrides, "convbert_tf/finetuning/hparams.py")
     tasks = user.get("task_names", FinetuningHParams.task_names)
     if isinstance(tasks, str):
         tasks = [t for t in tasks.split(",") if t]
     if not tasks:
         raise ConfigError("--hparams: task_names is empty")
-    values = dict(SIZE_HPARAMS[size])
+    values = finetuning_size_hparams(size)
     values.update(task_hparams(list(tasks)))
     values.update(user)
     values["task_names"] = tuple(tasks)

@@ -1,8 +1,8 @@
 """PretrainingHParams: every hparam of the original `configure_pretraining.py`, same names and defaults.
 
-Resolution order, as in the original: defaults, then the per-size values of `model_size`,
-then the user's `--hparams` again (so the user wins); `debug: true` shrinks the run and the
-model. Unknown keys are errors that name them.
+Resolution order, as in the original: defaults, then the per-size values of `model_size`
+(`convbert_tf.config.SIZES`), then the user's `--hparams` again (so the user wins); `debug: true`
+shrinks the run and the model. Unknown keys are errors that name them.
 """
 
 from __future__ import annotations
@@ -11,20 +11,11 @@ import dataclasses
 import os
 from typing import Mapping
 
-from convbert_tf.config import ConfigError, ConvBertConfig
+from convbert_tf.config import ConfigError, ConvBertConfig, pretraining_size_hparams
 from convbert_tf.models.electra import generator_config
 from convbert_tf.pretraining.records import BAD_RECORDS_CHOICES
-from convbert_tf.run_hparams import ModelHParams, check_positive_ints, read_hparams
+from convbert_tf.run_hparams import ModelHParams, check_positive_ints, user_hparams
 
-# Per-size values of the original (reference §4.5).
-SIZE_HPARAMS = {
-    "small": dict(learning_rate=3e-4, train_batch_size=128, eval_batch_size=128, embedding_size=128,
-                  generator_hidden_size=0.25, linear_groups=1),
-    "medium-small": dict(learning_rate=5e-4, train_batch_size=128, eval_batch_size=128,
-                         embedding_size=128, generator_hidden_size=0.25, linear_groups=2),
-    "base": dict(learning_rate=2e-4, train_batch_size=256, eval_batch_size=256, embedding_size=None,
-                 generator_hidden_size=1 / 3, linear_groups=1),
-}
 DEBUG_HPARAMS = dict(train_batch_size=8, num_train_steps=20, eval_batch_size=4, iterations_per_loop=1,
                      num_eval_steps=2)
 DEBUG_MODEL = dict(hidden_size=144, num_hidden_layers=3, num_attention_heads=4, intermediate_size=576)
@@ -159,19 +150,9 @@ def resolve_hparams(hparams: str | Mapping | None = None, data_dir: str | None =
       model_name: --model_name.
       overrides: further values that win over --hparams (flags such as --tpu).
     """
-    user = read_hparams(hparams)
-    user.update({k: v for k, v in overrides.items() if v is not None})
-    if model_name is not None:
-        user.setdefault("model_name", model_name)
-    known = {f.name for f in dataclasses.fields(PretrainingHParams)}
-    unknown = sorted(set(user) - known)
-    if unknown:
-        raise ConfigError(f"--hparams: unknown hparam(s) {unknown}; see convbert_tf/pretraining/hparams.py "
-                          "for the list")
-    size = user.get("model_size", PretrainingHParams.model_size)
-    if size not in SIZE_HPARAMS:
-        raise ConfigError(f"--hparams: model_size {size!r} is not one of {sorted(SIZE_HPARAMS)}")
-    values = dict(SIZE_HPARAMS[size])
+    user, size = user_hparams(PretrainingHParams, hparams, model_name, overrides,
+                              "convbert_tf/pretraining/hparams.py for the list")
+    values = pretraining_size_hparams(size)
     if user.get("debug"):
         values.update(DEBUG_HPARAMS)
     values.update(user)

@@ -4,9 +4,9 @@ Legend:
     B  per-replica batch size
     T  max_seq_length (the length every record was written with)
 
-Reference: the original release's `pretrain/pretrain_data.py`, `original_release.md` §4.1
-(records are three int64 FixedLenFeature[T]: input_ids, input_mask, segment_ids; masking is
-dynamic, so it is not stored).
+Reference: `pretrain/pretrain_data.py` of yitu-opensource/ConvBert (as in google-research/electra),
+`get_input_fn`: records are three int64 FixedLenFeature[T] (input_ids, input_mask, segment_ids);
+masking is dynamic, so it is not stored.
 """
 
 from __future__ import annotations
@@ -77,6 +77,45 @@ def _parse_batch(serialized: tf.Tensor, max_seq_length: int) -> dict[str, tf.Ten
     return {key: tf.cast(parsed[key], tf.int32) for key in FEATURE_KEYS}  # each [B, T]
 
 
+def _bad_record_keys(files: Sequence[str], exclude: Mapping) -> tf.Tensor:
+    """The unparseable records to leave out, as int64 keys file_index * 2^40 + record_index, [K]."""
+    bad_keys = tf.constant(sorted(i * (1 << 40) + r for i, f in enumerate(files) if f in exclude
+                                  for r in exclude[f].unparseable), tf.int64, shape=None)
+    return tf.reshape(bad_keys, [-1])
+
+
+def _file_dataset(files: Sequence[str], exclude: Mapping, *, num_files: int, num_pipelines: int, pipeline_id: int,
+                  shard_files: bool, is_training: bool, seed: int | None) -> tf.data.Dataset:
+    """(path, file index, readable records or -1 for all) of this pipeline's files; shuffled and
+    repeated when training."""
+    readable = [exclude[f].readable if f in exclude else -1 for f in files]  # -1: every record
+    dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64),
+                                                  tf.constant(readable, tf.int64)))
+    if num_pipelines > 1 and shard_files:
+        dataset = dataset.shard(num_pipelines, pipeline_id)
+    if is_training:
+        dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.repeat()
+    return dataset
+
+
+def _with_masking(dataset: tf.data.Dataset, mask_fn: MaskFn, seed: int | None, pipeline_id: int,
+                  deterministic: bool) -> tf.data.Dataset:
+    """Adds `mask_fn`'s outputs to each batch, with a seed per batch from `seed`, the pipeline and
+    the batch index."""
+    base_seed = tf.constant(
+        [seed if seed is not None else random.randrange(2**31), pipeline_id], tf.int64
+    )
+
+    def add_masking(batch_index, features):
+        batch_seed = tf.random.experimental.stateless_fold_in(base_seed, batch_index)
+        features = dict(features)
+        features.update(mask_fn(features, batch_seed))
+        return features
+
+    return dataset.enumerate().map(add_masking, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+
 def pretraining_dataset(
     file_patterns: str | Sequence[str],
     batch_size: int,
@@ -90,7 +129,7 @@ def pretraining_dataset(
     mask_fn: MaskFn | None = None,
     bad_records: BadRecordTracker | None = None,
 ) -> tf.data.Dataset:
-    """Batches of pretraining features, as the original's input function (§4.1).
+    """Batches of pretraining features, as the original's `pretrain_data.get_input_fn`.
 
     Steps: glob the patterns; run the start-up check (`check_first_records`) on this
     pipeline's files, eagerly; shard across input pipelines (by file when every pipeline
@@ -152,18 +191,10 @@ def pretraining_dataset(
     exclude = bad_records.excluded
     deterministic = seed is not None or not is_training
 
-    readable = [exclude[f].readable if f in exclude else -1 for f in files]  # -1: every record
-    bad_keys = tf.constant(sorted(i * (1 << 40) + r for i, f in enumerate(files) if f in exclude
-                                  for r in exclude[f].unparseable), tf.int64, shape=None)
-    bad_keys = tf.reshape(bad_keys, [-1])  # [K]
-    dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64),
-                                                  tf.constant(readable, tf.int64)))
+    bad_keys = _bad_record_keys(files, exclude)
     num_files = len(pipeline_files(files, input_context))
-    if num_pipelines > 1 and shard_files:
-        dataset = dataset.shard(num_pipelines, pipeline_id)
-    if is_training:
-        dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.repeat()
+    dataset = _file_dataset(files, exclude, num_files=num_files, num_pipelines=num_pipelines,
+                            pipeline_id=pipeline_id, shard_files=shard_files, is_training=is_training, seed=seed)
 
     def read_file(path, file_id, readable_records):
         records = tf.data.TFRecordDataset(path)
@@ -187,19 +218,6 @@ def pretraining_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
-
     if mask_fn is not None:
-        base_seed = tf.constant(
-            [seed if seed is not None else random.randrange(2**31), pipeline_id], tf.int64
-        )
-
-        def add_masking(batch_index, features):
-            batch_seed = tf.random.experimental.stateless_fold_in(base_seed, batch_index)
-            features = dict(features)
-            features.update(mask_fn(features, batch_seed))
-            return features
-
-        dataset = dataset.enumerate().map(
-            add_masking, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-        )
+        dataset = _with_masking(dataset, mask_fn, seed, pipeline_id, deterministic)
     return dataset.prefetch(tf.data.AUTOTUNE)

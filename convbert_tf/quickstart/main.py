@@ -36,7 +36,7 @@ def _library_errors() -> tuple:
 
 def _report_unexpected(error: Exception, paths: Paths) -> int:
     """The last resort: one line naming the run, the traceback written to a file; returns 1."""
-    from convbert_tf.cli_errors import Operation, report_unexpected
+    from convbert_tf.cli.errors import Operation, report_unexpected
 
     return report_unexpected(error, Operation(PROGRAM, "the quickstart", f"--output_dir {paths.root}"))
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from convbert_tf.pretraining import input_pipeline, records, trainer
 from convbert_tf.pretraining.records import BadRecordError, BadRecordTracker
-from tests.pretraining_data import example
+from pretraining_data import example
 
 T = 8
 RECORDS_PER_FILE = 6

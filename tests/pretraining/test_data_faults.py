@@ -1,11 +1,11 @@
-"""Data and setup faults: corrupt, truncated and misshapen TFRecords (fail with the file and record,
-or skip and count), an unwritable or full model_dir, and fine-tuning's run-directory guards."""
+"""Data faults: corrupt, truncated and misshapen TFRecords fail with the file and record, or are
+skipped and counted, in the pipeline, a training run, the script and a two-worker run. (The
+model_dir guards are tested in tests/test_run_guard.py.)"""
 
 import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -13,19 +13,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convbert_tf.config import ConfigError, ConvBertConfig
-from convbert_tf.encoder import ConvBertEncoder
-from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-from convbert_tf.finetuning.runner import run_finetuning
+from convbert_tf.config import ConfigError
 from convbert_tf.pretraining import input_pipeline, trainer
 from convbert_tf.pretraining import records as record_files
 from convbert_tf.pretraining.hparams import resolve_hparams
-from convbert_tf.run_guard import LOCK_FILENAME, approximate_num_parameters, checkpoint_bytes, model_dir_lock
-from tests.finetuning_data import HPARAMS as FINETUNING_HPARAMS
-from tests.finetuning_data import write_pretrained, write_sst
-from tests.pretraining_data import SEQ_LENGTH, TINY_HPARAMS, example, write_data_dir
+from convbert_tf.run_guard import LOCK_FILENAME
+from pretraining_data import SEQ_LENGTH, TINY_HPARAMS, example, write_data_dir
+from repo_paths import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = tf.distribute.OneDeviceStrategy("/cpu:0")
 T = 8
 FRAMING = 16  # bytes around each TFRecord's data: length, length CRC, data CRC
@@ -275,83 +270,3 @@ def test_each_worker_skips_the_bad_records_it_reads_and_keeps_in_step(tmp_path):
     assert f"worker 1: skipping: {damaged}: record 20 (byte offset {offset_of(records, 20)})" in worker_1
     assert "worker 1: skipped 1 bad record(s) in 1 file(s)" in worker_1
     assert "skipping" not in _read(stems[0] + ".out")
-
-
-# ----- setup: unwritable or full model_dir ----------------------------------------------------------
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_data_dir(str(tmp_path_factory.mktemp("setup")), num_files=1, records_per_file=16)
-
-
-def test_unwritable_model_dir_is_refused_before_anything_is_built(data_dir, tmp_path):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a directory")
-    hp = tiny(data_dir, "x", model_dir=str(blocker / "run"))
-    with pytest.raises(ConfigError, match=f"model_dir {re.escape(str(blocker / 'run'))} cannot be written"):
-        trainer.train(hp, CPU, out=io.StringIO())
-    if os.geteuid() != 0:  # root writes through permission bits
-        read_only = tmp_path / "read_only"
-        read_only.mkdir()
-        read_only.chmod(0o500)
-        try:
-            with pytest.raises(ConfigError, match="cannot be written .*Permission denied"):
-                trainer.train(tiny(data_dir, "x", model_dir=str(read_only)), CPU, out=io.StringIO())
-        finally:
-            read_only.chmod(0o700)
-
-
-def test_full_disk_is_refused_naming_free_and_needed_bytes(data_dir, monkeypatch):
-    hp = tiny(data_dir, "full")
-    needed = 2 * checkpoint_bytes([hp.model_config(), hp.generator_config()])
-    usage = shutil.disk_usage(data_dir)
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=needed // 2))
-    with pytest.raises(ConfigError) as error:
-        trainer.train(hp, CPU, out=io.StringIO())
-    assert str(error.value).startswith(f"model_dir {hp.model_dir} has {needed / 2 / 2 ** 20:.1f} MiB free, but the "
-                                       f"run needs about {needed / 2 ** 20:.1f} MiB")
-    assert os.listdir(hp.model_dir) == []  # refused before any checkpoint, config or lock
-
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=needed + 1))
-    trainer.check_model_dir(hp, hp.model_config())  # just enough
-
-
-def test_parameter_estimate_is_close_to_the_real_count():
-    config = ConvBertConfig.from_preset("small").replace(vocab_size=2000)  # mostly layers, quick to build
-    encoder = ConvBertEncoder(config)
-    encoder({k: np.zeros((1, 8), np.int32) for k in ("input_ids", "input_mask", "segment_ids")})
-    assert 1.0 <= approximate_num_parameters(config) / encoder.count_params() < 1.2
-
-
-# ----- fine-tuning's guards ---------------------------------------------------------------------------
-@pytest.fixture
-def finetuning_dir(tmp_path):
-    write_pretrained(str(tmp_path))
-    write_sst(str(tmp_path), n_train=32, n_dev=8)
-    return tmp_path
-
-
-def finetuning_hparams(data_dir, **changes):
-    return resolve_finetuning_hparams(dict(FINETUNING_HPARAMS, task_names=["sst"], **changes),
-                                      data_dir=str(data_dir), model_name="tiny")
-
-
-def test_finetuning_refuses_a_busy_full_or_mismatched_run_dir(finetuning_dir, monkeypatch):
-    hp = finetuning_hparams(finetuning_dir)
-    run_dir = os.path.join(hp.model_dir, "finetuning_models")
-    os.makedirs(run_dir)
-    with model_dir_lock(run_dir, ".sst.run.lock"):
-        with pytest.raises(ConfigError, match=f"model_dir {re.escape(run_dir)} is in use by another run"):
-            run_finetuning(hp, CPU, out=io.StringIO())
-
-    trial_dir = os.path.join(run_dir, "sst_model_1")
-    os.makedirs(trial_dir)
-    hp.model_config().replace(hidden_size=64, intermediate_size=128).to_json_file(
-        os.path.join(trial_dir, "config.json"))
-    with pytest.raises(ConfigError, match=f"{re.escape(trial_dir)} holds a run of another configuration .*"
-                                          "hidden_size 64 there vs 32 now"):
-        run_finetuning(hp, CPU, out=io.StringIO())
-
-    usage = shutil.disk_usage(str(finetuning_dir))
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
-    with pytest.raises(ConfigError, match=f"model_dir {re.escape(run_dir)} has 0.0 MiB free"):
-        run_finetuning(hp, CPU, out=io.StringIO())

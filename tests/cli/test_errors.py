@@ -1,4 +1,4 @@
-"""The entry points' last-resort handler (convbert_tf/cli_errors.py): a known error prints its
+"""The entry points' last-resort handler (convbert_tf/cli/errors.py): a known error prints its
 message and exits with its code; any other exception prints one line naming the operation and
 its input, writes the traceback to a file (the run's directory, else the temp directory), and
 exits 1."""
@@ -12,12 +12,12 @@ import pytest
 import tensorflow as tf
 from absl import app
 
-from convbert_tf import cli_errors
+from convbert_tf.cli import errors as cli_errors
 from convbert_tf.config import ConfigError
 from convbert_tf.distribute import WORKER_LOST_EXIT_CODE, WorkerLostError
 from convbert_tf.pretraining.records import BadRecordError
+from repo_paths import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TF_MESSAGE = ("Graph execution error:\n\nDetected at node IteratorGetNext defined at (most recent call last):\n"
               "  File \"run_pretraining.py\", line 80, in <module>\n\ncorrupted record at 12\n"
               "\t [[{{node IteratorGetNext}}]] [Op:__inference_train_loop_1234]")
@@ -76,7 +76,7 @@ def test_traceback_goes_to_the_temp_directory_without_a_usable_run_directory(cap
     def full_disk(path, text):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("convbert_tf.io.atomic_write_text", full_disk)
+    monkeypatch.setattr("convbert_tf.cli.errors.atomic_write_text", full_disk)
     code, err = run_guarded(RuntimeError("boom"), capsys, traceback_dir=str(tmp_path))
     assert (code, err) == (1, "prog.py: error: pretraining (records data/*) failed with RuntimeError: boom; the "
                               "traceback could not be written ([Errno 28] No space left on device)\n")

@@ -1,4 +1,5 @@
-"""Tests of the pretraining TFRecord input pipeline (§4.1) on tiny files written here."""
+"""Tests of the pretraining TFRecord input pipeline (the original's `pretrain_data.get_input_fn`) on
+tiny files written here."""
 
 import numpy as np
 import pytest

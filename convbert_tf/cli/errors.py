@@ -3,9 +3,12 @@ code; any other is reported by a last-resort handler in one line naming the oper
 input, with the full traceback written to a file, and exit code 1.
 
 The known errors are the ones whose message says what was wrong and what to do (a config key,
-a data file and line, a checkpoint). They are named here by module and class, not imported: a
-module that is not loaded cannot have raised its error, and a script need not load every
-module of the package (fine-tuning's tasks, the dataset builder) to report its own failure.
+a data file and line, a checkpoint). They are named here by class, not imported: a module that
+is not loaded cannot have raised its error, and a script need not load every module of the
+package (fine-tuning's tasks, the dataset builder) to report its own failure.
+
+Imported by the entry points (convbert_tf.cli's commands, the `__main__` modules, benchmarks, the
+quickstart); library modules raise their errors and never exit.
 """
 
 from __future__ import annotations
@@ -22,31 +25,35 @@ import traceback
 from absl import app
 
 from convbert_tf.distribute import WORKER_LOST_EXIT_CODE
+from convbert_tf.io import atomic_write_text
 
 USER_ERROR_EXIT_CODE = 1
 NON_FINITE_EXIT_CODE = 2
-# (module, class, exit code) of each known error; a subclass matches its base class's row.
-KNOWN_ERRORS = (
-    ("convbert_tf.config", "ConfigError", USER_ERROR_EXIT_CODE),
-    ("convbert_tf.checkpoints", "CheckpointError", USER_ERROR_EXIT_CODE),
-    ("convbert_tf.data.tokenization", "VocabError", USER_ERROR_EXIT_CODE),
-    ("convbert_tf.data.pretraining_dataset", "DatasetBuildError", USER_ERROR_EXIT_CODE),
-    ("convbert_tf.export", "ExportError", USER_ERROR_EXIT_CODE),
-    ("convbert_tf.finetuning.examples", "DataError", USER_ERROR_EXIT_CODE),
-    ("convbert_tf.pretraining.records", "BadRecordError", USER_ERROR_EXIT_CODE),
-    ("builtins", "FileExistsError", USER_ERROR_EXIT_CODE),
-    ("builtins", "FloatingPointError", NON_FINITE_EXIT_CODE),  # a non-finite loss
-    ("convbert_tf.distribute", "WorkerLostError", WORKER_LOST_EXIT_CODE),
-)
+# The exit code of each known error, by class name: the package's own errors (defined in any of its
+# modules, so the table survives a module moving) and two built-in ones. A subclass matches its
+# base class's entry.
+KNOWN_ERRORS = {
+    "ConfigError": USER_ERROR_EXIT_CODE,  # convbert_tf.config
+    "CheckpointError": USER_ERROR_EXIT_CODE,  # the checkpoint readers and writers
+    "VocabError": USER_ERROR_EXIT_CODE,  # convbert_tf.data.tokenization
+    "DatasetBuildError": USER_ERROR_EXIT_CODE,  # convbert_tf.data.pretraining_dataset
+    "ExportError": USER_ERROR_EXIT_CODE,  # the SavedModel export
+    "DataError": USER_ERROR_EXIT_CODE,  # fine-tuning task data
+    "BadRecordError": USER_ERROR_EXIT_CODE,  # convbert_tf.pretraining.records
+    "WorkerLostError": WORKER_LOST_EXIT_CODE,  # convbert_tf.distribute
+}
+BUILTIN_ERRORS = {FileExistsError: USER_ERROR_EXIT_CODE, FloatingPointError: NON_FINITE_EXIT_CODE}
 # Lines of a TensorFlow error message that locate the failing op rather than say what failed.
 _TF_LOCATION_LINES = ("Graph execution error", "Detected at node", "File ", "[[", "The error could be from")
 
 
 def known_exit_code(error: BaseException, also_known: tuple = ()) -> int | None:
     """The exit code of a known error (or of an `also_known` class: 1); None for any other."""
-    for module, name, code in KNOWN_ERRORS:
-        cls = getattr(sys.modules.get(module), name, None)
-        if cls is not None and isinstance(error, cls):
+    for cls in type(error).__mro__:
+        if cls.__module__.split(".")[0] == "convbert_tf" and cls.__name__ in KNOWN_ERRORS:
+            return KNOWN_ERRORS[cls.__name__]
+    for cls, code in BUILTIN_ERRORS.items():
+        if isinstance(error, cls):
             return code
     return USER_ERROR_EXIT_CODE if also_known and isinstance(error, also_known) else None
 
@@ -85,8 +92,6 @@ def write_traceback(error: BaseException, operation: Operation) -> str:
     Raises:
         OSError: when neither directory takes the file.
     """
-    from convbert_tf.io import atomic_write_text
-
     stem = re.sub(r"\W+", "_", operation.program.removesuffix(".py"))
     name = f"{stem}-traceback-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
     text = (f"command: {' '.join(sys.argv)}\noperation: {operation.action} ({operation.source})\n\n"
