@@ -26,32 +26,7 @@ written into. The output folder's writability and free space are checked before 
 work. The steps live in the package convbert_tf/quickstart/; this file holds the flags.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-
-from absl import app, flags
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "quickstart_output", "The folder that receives every output of the run.")
-flags.DEFINE_integer("pretrain_steps", None, "Pretraining steps. Default 300 (--quick: 40).")
-flags.DEFINE_float("finetune_epochs", None, "Fine-tuning epochs over the built-in task. Default 3.")
-flags.DEFINE_bool("quick", False, "A smaller model, shorter sequences, fewer steps and a smaller task: the "
-                  "reduced run that CI checks.")
-flags.DEFINE_bool("overwrite", False, "Delete a quickstart run already in --output_dir (finished or not) and start "
-                  "again. Files the quickstart did not write are never deleted.")
-flags.DEFINE_bool("resume", True, "Continue an unfinished quickstart run found in --output_dir (the same settings "
-                  "are required). --noresume refuses it instead.")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    from convbert_tf.quickstart.main import main as run_quickstart
-
-    return run_quickstart(FLAGS.output_dir, FLAGS.quick, FLAGS.pretrain_steps, FLAGS.finetune_epochs,
-                          FLAGS.overwrite, FLAGS.resume)
-
+from convbert_tf.quickstart import __main__ as quickstart
 
 if __name__ == "__main__":
-    app.run(main)
+    quickstart.run()
