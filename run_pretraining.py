@@ -54,7 +54,7 @@ def main(argv):
     with exit_on_error("run_pretraining.py", "pretraining", f"--data_dir {FLAGS.data_dir}",
                        also_known=(ValueError,)) as operation:
         from convbert_tf.distribute import get_strategy, set_mixed_precision
-        from convbert_tf.pretraining import trainer
+        from convbert_tf.pretraining import run as trainer
         from convbert_tf.pretraining.hparams import resolve_hparams
         from convbert_tf.run_guard import PREEMPTED_EXIT_CODE
 

@@ -31,8 +31,8 @@ from convbert_tf.layers.encoder_block import ConvBertBlock
 from convbert_tf.layers.layer_norm import LayerNorm
 from convbert_tf.layers.mixed_attention import MixedAttention
 from convbert_tf.layers.span_conv import IMPLEMENTATIONS
-from convbert_tf.optimization import AdamWeightDecay
-from convbert_tf.pretraining import trainer
+from convbert_tf.training.optimizer import AdamWeightDecay
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 
 # Shapes of the issue: train steps at 16 x 128, inference at 1 x 128 and 32 x 128, the

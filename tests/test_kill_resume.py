@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from tests.finetuning_data import HPARAMS as FINETUNING_HPARAMS
 from tests.finetuning_data import write_pretrained, write_sst
 from tests.pretraining_data import TINY_HPARAMS, write_data_dir

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from convbert_tf import ConvBertConfig, load_encoder
 from convbert_tf.config import ConfigError
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 from convbert_tf.pretraining.model import (ElectraPretrainer, discriminator_losses, masked_lm_losses,
                                            sample_replacements)
@@ -240,7 +240,7 @@ import io, json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 from tests.pretraining_data import TINY_HPARAMS
 hp = dict(TINY_HPARAMS, num_train_steps=3, iterations_per_loop=1, log_every_steps=1, num_warmup_steps=0)

@@ -18,9 +18,9 @@ from convbert_tf.data.tokenization import BertTokenizer
 from convbert_tf.finetuning import qa, qa_serving, qa_windows
 from convbert_tf.finetuning.export import export_task
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-from convbert_tf.finetuning.loop import empty_label_arrays
+from convbert_tf.finetuning.trainer import empty_label_arrays
 from convbert_tf.finetuning.model import FinetuningModel, HeadSpec
-from convbert_tf.finetuning.runner import run_finetuning
+from convbert_tf.finetuning.run import run_finetuning
 from convbert_tf.finetuning.tasks import QAExample, get_task
 from tests import finetuning_data
 from tests.test_text_inputs import ALLOWED_TF_TEXT_OPS

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf.config import ConfigError
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 from convbert_tf.run_guard import LOCK_FILENAME, PREEMPTED_EXIT_CODE, model_dir_lock, remove_interrupted_writes
 from tests.pretraining_data import TINY_HPARAMS, write_data_dir

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from convbert_tf.finetuning.outputs import write_json
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import PretrainingHParams
 
 INIT_DIR = "init"

@@ -6,20 +6,18 @@ is written out: `tf.function` + `strategy.run` + `GradientTape`, several steps p
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import itertools
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from convbert_tf import io
 from convbert_tf import metrics as metrics_lib
 from convbert_tf.checkpoints import (CONFIG_FILENAME, CheckpointError, load_original_pretraining_checkpoint,
                                      random_state_variables, resolve_checkpoint_prefix, save_original_checkpoint)
@@ -27,14 +25,18 @@ from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.data import tokenization
 from convbert_tf.distribute import is_chief, is_multi_worker, worker_lost_error
 from convbert_tf.export import export_encoder
-from convbert_tf.loss_scale import DynamicLossScale
-from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay
 from convbert_tf.pretraining import input_pipeline, records
 from convbert_tf.pretraining.hparams import PretrainingHParams
 from convbert_tf.pretraining.masking import mask_tokens
 from convbert_tf.pretraining.model import ElectraPretrainer, step_metric_sums
 from convbert_tf.run_guard import (PreemptionWatcher, check_model_dir_writable, check_saved_config, checkpoint_bytes,
                                    model_dir_lock, remove_interrupted_writes)
+from convbert_tf.training import checkpointing
+from convbert_tf.training import loop as loop_lib
+from convbert_tf.training.learning_rates import WarmupPolynomialDecay
+from convbert_tf.training.loss_scale import loss_scale_for_global_policy
+from convbert_tf.training.optimizer import AdamWeightDecay
+from convbert_tf.training.progress import report
 
 HPARAMS_FILENAME = "hparams.json"
 SPECIAL_TOKENS = tokenization.SPECIAL_TOKENS
@@ -42,18 +44,13 @@ SPECIAL_TOKENS = tokenization.SPECIAL_TOKENS
 
 def read_special_ids(vocab_file: str, vocab_size: int) -> dict:
     """Ids of the special tokens in a vocab file; checks its size against the model's."""
-    if not vocab_file or not os.path.exists(vocab_file):
-        raise ConfigError(f"vocab file {vocab_file} does not exist; build one with build_pretraining_dataset.py "
-                          "or set vocab_file in --hparams")
-    try:
-        tokens = tokenization.read_vocab(vocab_file)  # checks the special tokens
-    except tokenization.VocabError as e:
-        raise ConfigError(str(e)) from None
-    ids = {t: tokens.index(t) for t in SPECIAL_TOKENS}
-    if len(tokens) > vocab_size:
-        raise ConfigError(f"vocab file {vocab_file} has {len(tokens)} tokens but vocab_size is {vocab_size}; "
-                          f"set \"vocab_size\": {len(tokens)} in --hparams")
-    return ids
+    def read(path):
+        tokens = tokenization.read_vocab(path)  # checks the special tokens
+        return tokens, len(tokens)
+
+    tokens = checkpointing.checked_vocab(vocab_file, vocab_size, read, "build one with build_pretraining_dataset.py "
+                                         "or set vocab_file in --hparams")
+    return {t: tokens.index(t) for t in SPECIAL_TOKENS}
 
 
 def split_files(hp: PretrainingHParams) -> tuple[list, list]:
@@ -71,13 +68,6 @@ def split_files(hp: PretrainingHParams) -> tuple[list, list]:
     if len(files) >= 2:
         return files[:-1], files[-1:]
     return files, []
-
-
-def _write_json_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def check_model_dir(hp: PretrainingHParams, config: ConvBertConfig) -> None:
@@ -105,7 +95,6 @@ class Pretraining:
         if hp.train_batch_size % self.num_replicas:
             raise ConfigError(f"train_batch_size {hp.train_batch_size} is not divisible by the "
                               f"{self.num_replicas} replicas")
-        self.float16 = keras.mixed_precision.global_policy().compute_dtype == "float16"
         keras.utils.set_random_seed(hp.seed)
         with strategy.scope():
             self.model = ElectraPretrainer(
@@ -118,7 +107,7 @@ class Pretraining:
             self.optimizer = AdamWeightDecay(self.schedule, weight_decay_rate=hp.weight_decay_rate)
             self.variables = self.model.trainable_variables
             self.optimizer.build(self.variables)
-            self.loss_scale = DynamicLossScale(self.float16)
+            self.loss_scale = loss_scale_for_global_policy()
             self.metric_sums = {}
         self.rng_states = random_state_variables(self.model)  # dropout's, for an exact resume
         self.files_read = []  # the files this process's input pipelines read, in order (distributed_dataset)
@@ -128,13 +117,8 @@ class Pretraining:
     # ----- checkpoints -------------------------------------------------------------------------
     def checkpoint_manager(self) -> tf.train.CheckpointManager:
         """The model_dir's manager on the chief; a throwaway directory on other workers (removed at exit)."""
-        if self.chief:
-            directory = self.hp.model_dir
-        else:
-            directory = tempfile.mkdtemp(prefix="convbert-worker-")
-            atexit.register(shutil.rmtree, directory, ignore_errors=True)
-        return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=self.hp.keep_checkpoint_max,
-                                          checkpoint_name="ckpt", step_counter=self.optimizer.iterations)
+        return checkpointing.checkpoint_manager(self.checkpoint, checkpointing.run_directory(self.chief, self.hp.model_dir),
+                                                self.hp.keep_checkpoint_max, self.optimizer.iterations)
 
     def restore_or_initialize(self, manager) -> int:
         """Resumes from the latest checkpoint in model_dir, else applies init_checkpoint.
@@ -142,91 +126,84 @@ class Pretraining:
         Every worker of a multi-worker run reads the chief's model_dir (the other workers save
         to throwaway directories), so all of them resume from the same step.
         """
-        latest = manager.latest_checkpoint if self.chief else tf.train.latest_checkpoint(self.hp.model_dir)
+        latest = checkpointing.checkpoint_to_resume(manager, self.chief, self.hp.model_dir)
         step = 0
         if latest:
-            self.checkpoint.read(latest).assert_existing_objects_matched().expect_partial()
-            step = int(self.optimizer.iterations.numpy())
+            step = checkpointing.resume(self.checkpoint, latest, self.optimizer.iterations)
             self.log(f"resuming from {latest} at step {step}")
         elif self.hp.init_checkpoint:
             self.initialize_from(self.hp.init_checkpoint)
         if is_multi_worker(self.strategy):
-            self.check_workers_agree(step)
+            checkpointing.check_workers_agree(self.strategy, step, self.hp.model_dir)
         return step
-
-    def check_workers_agree(self, step: int) -> None:
-        """Refuses to train when the workers would resume from different steps (their weights
-        and input positions would differ): model_dir is then not shared by all hosts."""
-        strategy = self.strategy
-        steps = strategy.gather(strategy.run(lambda: tf.constant([step], tf.int64)), axis=0).numpy().tolist()
-        if len(set(steps)) > 1:
-            raise ConfigError(
-                f"the workers found different checkpoints to resume from in model_dir {self.hp.model_dir} "
-                f"(steps {steps}, one per replica): every worker must read the chief's model_dir; put it on "
-                "storage all hosts share (gs://, NFS)")
 
     def initialize_from(self, path: str) -> None:
         """Copies weights from an original-release pretraining checkpoint or one of ours."""
         prefix = resolve_checkpoint_prefix(path)
-        names = dict(tf.train.list_variables(prefix))
-        if any(n.startswith("electra/") for n in names):
-            source = load_original_pretraining_checkpoint(prefix, self.config)
-            pairs = [(self.model.discriminator, source.discriminator)]
-            if self.hp.uniform_generator and source.generator is not None:
-                self.log(f"init_checkpoint {prefix}: its generator is not used (uniform_generator)")
-            if self.hp.electra_objective:
-                for target, loaded, what in ((self.model.generator, source.generator, "generator"),
-                                             (self.model.generator_head, source.generator_head, "generator_predictions"),
-                                             (self.model.discriminator_head, source.discriminator_head,
-                                              "discriminator_predictions")):
-                    if target is None:
-                        continue
-                    if loaded is None:
-                        self.log(f"init_checkpoint {prefix} has no {what}; it starts from random weights")
-                    else:
-                        pairs.append((target, loaded))
-            for target, loaded in pairs:
-                if [w.shape for w in target.weights] != [w.shape for w in loaded.weights]:
-                    raise CheckpointError(f"init_checkpoint {prefix}: its generator does not match "
-                                          "generator_hidden_size / generator_layers")
-                for t, s in zip(target.weights, loaded.weights):
-                    t.assign(s)
-        else:  # one of this project's checkpoints: the networks it holds, not the optimizer state
-            networks = self.model.networks()  # BERT mode names the encoder twice; it is saved once
-            held = {id(net) for key, net in networks.items() if any(n.startswith(f"{key}/") for n in names)}
-            for key in [key for key, net in networks.items() if id(net) not in held]:
-                self.log(f"init_checkpoint {prefix} has no {key} (a uniform_generator run?); it starts "
-                         "from random weights")
-            checkpoint = tf.train.Checkpoint(**{key: net for key, net in networks.items() if id(net) in held})
-            checkpoint.read(prefix).expect_partial().assert_existing_objects_matched()
+        if checkpointing.is_original_checkpoint(prefix):
+            self._initialize_from_original(prefix)
+        else:
+            self._initialize_from_ours(prefix)
         self.log(f"initialized from {prefix}")
+
+    def _initialize_from_original(self, prefix: str) -> None:
+        source = load_original_pretraining_checkpoint(prefix, self.config)
+        pairs = [(self.model.discriminator, source.discriminator)]
+        if self.hp.uniform_generator and source.generator is not None:
+            self.log(f"init_checkpoint {prefix}: its generator is not used (uniform_generator)")
+        if self.hp.electra_objective:
+            for target, loaded, what in ((self.model.generator, source.generator, "generator"),
+                                         (self.model.generator_head, source.generator_head, "generator_predictions"),
+                                         (self.model.discriminator_head, source.discriminator_head,
+                                          "discriminator_predictions")):
+                if target is None:
+                    continue
+                if loaded is None:
+                    self.log(f"init_checkpoint {prefix} has no {what}; it starts from random weights")
+                else:
+                    pairs.append((target, loaded))
+        for target, loaded in pairs:
+            if [w.shape for w in target.weights] != [w.shape for w in loaded.weights]:
+                raise CheckpointError(f"init_checkpoint {prefix}: its generator does not match "
+                                      "generator_hidden_size / generator_layers")
+            for t, s in zip(target.weights, loaded.weights):
+                t.assign(s)
+
+    def _initialize_from_ours(self, prefix: str) -> None:
+        """One of this project's checkpoints: the networks it holds, not the optimizer state."""
+        names = dict(tf.train.list_variables(prefix))
+        networks = self.model.networks()  # BERT mode names the encoder twice; it is saved once
+        held = {id(net) for key, net in networks.items() if any(n.startswith(f"{key}/") for n in names)}
+        for key in [key for key, net in networks.items() if id(net) not in held]:
+            self.log(f"init_checkpoint {prefix} has no {key} (a uniform_generator run?); it starts "
+                     "from random weights")
+        checkpoint = tf.train.Checkpoint(**{key: net for key, net in networks.items() if id(net) in held})
+        checkpoint.read(prefix).expect_partial().assert_existing_objects_matched()
 
     # ----- the step ----------------------------------------------------------------------------
     def _train_step(self, features, mlm_weight_sum, disc_weight_sum):
         """One replica's step; the normalizers are the global batch's (see total_loss)."""
-        with tf.GradientTape() as tape:
+        def forward():
             outputs = self.model(features, training=True)
-            loss = self.model.total_loss(outputs, mlm_weight_sum, disc_weight_sum)
-            scaled_loss = self.loss_scale.scale(loss)
-        grads = self.loss_scale.unscale(tape.gradient(scaled_loss, self.variables))
-        sums = step_metric_sums(outputs, features["input_mask"])
-        sums["total_loss"] = (loss, tf.constant(1.0))
-        if "disc_logits" in outputs:
-            auc = metrics_lib.batch_auc(outputs["disc_labels"], outputs["disc_logits"], features["input_mask"])
-            sums["disc_auc_exact"] = (auc, tf.constant(1.0))
-        self.loss_scale.apply(self.optimizer, grads, self.variables)
-        return sums
+            return self.model.total_loss(outputs, mlm_weight_sum, disc_weight_sum), outputs
+
+        def summarize(loss, outputs):
+            sums = step_metric_sums(outputs, features["input_mask"])
+            sums["total_loss"] = (loss, tf.constant(1.0))
+            if "disc_logits" in outputs:
+                auc = metrics_lib.batch_auc(outputs["disc_labels"], outputs["disc_logits"], features["input_mask"])
+                sums["disc_auc_exact"] = (auc, tf.constant(1.0))
+            return sums
+
+        return loop_lib.replica_step(forward, summarize, self.variables, self.loss_scale, self.optimizer)
 
     def make_train_loop(self):
         """A function running `steps` train steps; returns the mean metrics of those steps.
 
-        One tf.function runs all `steps`, reading each batch inside it. A multi-worker run reads
-        each batch in Python instead and calls a tf.function per step: the workers must call
-        their collectives in the same sequence of function calls, so a worker whose read fails
-        (a bad record) must not have entered one; it joins the others' step once it skipped the
-        record.
+        A multi-worker run reads each batch in Python and calls a tf.function per step (see
+        `loop.make_train_loop`); other runs read the batches inside one tf.function.
         """
-        step_fn = tf.function(self._train_step, jit_compile=True) if self.jit_compile else self._train_step
+        step_fn = loop_lib.compile_step(self._train_step, self.jit_compile)
         strategy = self.strategy
 
         def global_sum(per_replica):
@@ -244,22 +221,10 @@ class Pretraining:
             values["total_loss"] = global_sum(sums["total_loss"][0])
             return values
 
-        def mean(all_values):
-            return {k: tf.add_n([values[k] for values in all_values]) / len(all_values) for k in all_values[0]}
-
-        if is_multi_worker(strategy):
-            compiled_step = tf.function(one_step)
-            return lambda iterator, steps: mean([compiled_step(next(iterator)) for _ in range(int(steps))])
-
-        @tf.function
-        def train_loop(iterator, steps):
-            totals = None
-            for _ in tf.range(steps):
-                values = one_step(next(iterator))
-                totals = values if totals is None else {k: totals[k] + values[k] for k in values}
+        def mean(totals, steps):
             return {k: v / tf.cast(steps, tf.float32) for k, v in totals.items()}
 
-        return train_loop
+        return loop_lib.make_train_loop(one_step, mean, python_steps=is_multi_worker(strategy))
 
     # ----- data --------------------------------------------------------------------------------
     def distributed_dataset(self, files, batch_size, is_training, skip_steps=0, bad_records=None):
@@ -340,11 +305,6 @@ def check_records(files, max_seq_length: int, bad_records: records.BadRecordTrac
         raise ConfigError(str(e)) from None
 
 
-def _format_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 def train(hp: PretrainingHParams, strategy: tf.distribute.Strategy, jit_compile: bool = False,
           out=sys.stdout, stop_at_step: int | None = None) -> dict:
     """Pretrains to hp.num_train_steps, resuming from model_dir; returns the last logged metrics.
@@ -386,27 +346,45 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
     start = run.restore_or_initialize(manager)
     if run.chief:
         config.to_json_file(os.path.join(hp.model_dir, CONFIG_FILENAME))
-        _write_json_atomically(os.path.join(hp.model_dir, HPARAMS_FILENAME), hp.to_json_string())
+        io.atomic_write_text(os.path.join(hp.model_dir, HPARAMS_FILENAME), hp.to_json_string())
     if start >= hp.num_train_steps:
         run.log(f"already trained to step {start} of {hp.num_train_steps}; nothing to train")
         if hp.export_at_end and run.chief and not export_complete(hp.model_dir, start):
             export_run(run, start)  # the run ended before its export (killed, disk full): finish it
         return {}
+    run.log(f"pretraining {config.hidden_size}-wide ConvBERT on {run.num_replicas} replica(s) "
+            f"({type(strategy).__name__}), steps {start} -> {hp.num_train_steps}, "
+            f"batch {hp.train_batch_size} x {hp.max_seq_length}")
+    end = hp.num_train_steps if stop_at_step is None else min(stop_at_step, hp.num_train_steps)
+    begun = time.perf_counter()
+    last = _run_steps(run, manager, train_files, bad_records, start, end, preemption)
+    if last.get("preempted"):
+        return last
+    step = last["step"]
+    run.log(f"done: {step} steps in {time.perf_counter() - begun:.0f}s; checkpoint {manager.latest_checkpoint}"
+            + (f"; {bad_records.summary()}" if bad_records.excluded else ""))
+    if bad_records.excluded and not run.chief:
+        bad_records.report(bad_records.summary())
+    if hp.export_at_end and step >= hp.num_train_steps and run.chief:
+        export_run(run, step)
+    last["checkpoint"] = manager.latest_checkpoint
+    last["bad_records"] = bad_records.count
+    return last
+
+
+def _run_steps(run: Pretraining, manager, train_files, bad_records, start: int, end: int, preemption) -> dict:
+    """Trains from `start` to `end` in loops of iterations_per_loop steps (ending at every
+    checkpoint step), saving, logging and stopping on SIGTERM; returns the last loop's metrics."""
+    hp = run.hp
     iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, start, bad_records))
     train_loop = run.make_train_loop()
     writer = tf.summary.create_file_writer(os.path.join(hp.model_dir, "train")) if run.chief else None
     log_every = hp.log_every_steps or hp.iterations_per_loop
-    tokens_per_step = hp.train_batch_size * hp.max_seq_length
-    run.log(f"pretraining {config.hidden_size}-wide ConvBERT on {run.num_replicas} replica(s) "
-            f"({type(strategy).__name__}), steps {start} -> {hp.num_train_steps}, "
-            f"batch {hp.train_batch_size} x {hp.max_seq_length}")
-
-    end = hp.num_train_steps if stop_at_step is None else min(stop_at_step, hp.num_train_steps)
-    step, last, begun, last_logged = start, {}, time.perf_counter(), start
-    window_start, window_steps = time.perf_counter(), 0
+    step, last, last_logged, window = start, {}, start, loop_lib.Throughput()
     while step < end:
         steps = min(hp.iterations_per_loop, end - step,
                     hp.save_checkpoints_steps - step % hp.save_checkpoints_steps)
+        skipped_before = loop_lib.skipped_steps(run.loss_scale)
         try:
             values = train_loop(iterator, tf.constant(steps))
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
@@ -416,50 +394,41 @@ def _train(hp, strategy, jit_compile, out, stop_at_step, config, preemption) -> 
             iterator = iter(run.distributed_dataset(train_files, hp.train_batch_size, True, step, bad_records))
             continue
         step = int(run.optimizer.iterations.numpy())
-        window_steps += steps
+        window.add(steps)
         last = {k: float(v) for k, v in values.items()}
-        if not np.isfinite(last["total_loss"]) and not run.float16:
-            raise FloatingPointError(
-                f"loss is {last['total_loss']} at step {step}; stopping without saving. The last good "
-                f"checkpoint is {manager.latest_checkpoint}")
+        loop_lib.check_loss(last["total_loss"], step, run.loss_scale, skipped_before, manager.latest_checkpoint)
         stopping = preemption.requested and step < end
         if step % hp.save_checkpoints_steps == 0 or step >= end or stopping:
             manager.save(checkpoint_number=step)
         if step - last_logged >= log_every or step >= end:
-            elapsed = time.perf_counter() - window_start
-            tokens_per_sec = window_steps * tokens_per_step / max(elapsed, 1e-9)
-            eta = (hp.num_train_steps - step) * elapsed / max(window_steps, 1)
-            lr = float(run.schedule(step))
-            line = (f"step {step}/{hp.num_train_steps} | gen {last['mlm_loss']:.4f}"
-                    + (f" | disc {last['disc_loss']:.4f}" if "disc_loss" in last else "")
-                    + f" | {tokens_per_sec:,.0f} tok/s | ETA {_format_eta(eta)}")
-            if run.float16:
-                line += f" | skipped {int(run.loss_scale.skipped_steps.numpy())}"
-            if bad_records.excluded:
-                line += f" | bad records {bad_records.count}"
-            run.log(line)
-            if writer is not None:
-                with writer.as_default(step=step):
-                    for key, value in last.items():
-                        tf.summary.scalar(key, value)
-                    tf.summary.scalar("learning_rate", lr)
-                    tf.summary.scalar("tokens_per_sec", tokens_per_sec)
-                writer.flush()
-            last_logged, window_start, window_steps = step, time.perf_counter(), 0
+            _log_progress(run, writer, window, step, last, bad_records)
+            last_logged = step
         if stopping:
             run.log(f"SIGTERM: stopped at step {step} with checkpoint {manager.latest_checkpoint}; "
                     "rerun the same command to resume")
             return dict(last, step=step, checkpoint=manager.latest_checkpoint, preempted=True)
-    run.log(f"done: {step} steps in {time.perf_counter() - begun:.0f}s; checkpoint {manager.latest_checkpoint}"
-            + (f"; {bad_records.summary()}" if bad_records.excluded else ""))
-    if bad_records.excluded and not run.chief:
-        bad_records.report(bad_records.summary())
-    if hp.export_at_end and step >= hp.num_train_steps and run.chief:
-        export_run(run, step)
-    last["step"] = step
-    last["checkpoint"] = manager.latest_checkpoint
-    last["bad_records"] = bad_records.count
-    return last
+    return dict(last, step=step)
+
+
+def _log_progress(run: Pretraining, writer, window: loop_lib.Throughput, step: int, last: dict,
+                  bad_records: records.BadRecordTracker) -> None:
+    """The progress event (chief only) and the TensorBoard scalars of the loops since the last one."""
+    hp = run.hp
+    losses = {"gen": last["mlm_loss"]}
+    if "disc_loss" in last:
+        losses["disc"] = last["disc_loss"]
+    counters = loop_lib.counters(run.loss_scale, bad_records=bad_records.count if bad_records.excluded else 0)
+    event = window.event(step, hp.num_train_steps, losses, hp.train_batch_size * hp.max_seq_length, "tok/s",
+                         counters=counters)
+    if run.chief:
+        report(run.out, event)
+    if writer is not None:
+        with writer.as_default(step=step):
+            for key, value in last.items():
+                tf.summary.scalar(key, value)
+            tf.summary.scalar("learning_rate", float(run.schedule(step)))
+            tf.summary.scalar("tokens_per_sec", event.rate)
+        writer.flush()
 
 
 def export_complete(model_dir: str, step: int) -> bool:
@@ -552,10 +521,10 @@ def evaluate(hp: PretrainingHParams, strategy: tf.distribute.Strategy, out=sys.s
     results = {"global_step": step, "eval_batches": batches, "loss": float(np.mean(cat.pop("loss")))}
     results.update(metrics_lib.pretraining_eval_metrics(cat))
     if run.chief and hp.results_txt:
-        os.makedirs(os.path.dirname(hp.results_txt), exist_ok=True)
+        io.makedirs(os.path.dirname(hp.results_txt))
         text = "\n".join(f"{k}: {v}" for k, v in results.items()) + "\n"
-        _write_json_atomically(hp.results_txt, text)
-        _write_json_atomically(os.path.splitext(hp.results_txt)[0] + ".json", json.dumps(results, indent=2) + "\n")
+        io.atomic_write_text(hp.results_txt, text)
+        io.atomic_write_text(os.path.splitext(hp.results_txt)[0] + ".json", json.dumps(results, indent=2) + "\n")
     run.log("eval: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items()))
     return results
 

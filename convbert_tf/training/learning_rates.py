@@ -13,6 +13,7 @@ import re
 from typing import Iterable
 
 import keras
+import tensorflow as tf
 
 from convbert_tf.training.optimizer import variable_path
 

@@ -1,7 +1,7 @@
 """The one training step and multi-step loop of pretraining and fine-tuning.
 
-A replica's step (`replica_step`): the forward pass and loss under a GradientTape, float16 loss
-scaling, then `DynamicLossScale.apply`, which hands the gradients to `AdamWeightDecay.apply`
+A replica's step (`replica_step`): the forward pass and loss under a GradientTape with float16
+loss scaling (`scaled_gradients`), then `DynamicLossScale.apply`, which hands the gradients to `AdamWeightDecay.apply`
 (all-reduce over replicas, global-norm clipping, update) or skips an overflowed step.
 `make_train_loop` runs several steps per call in one tf.function; `compile_step` wraps the
 replica step in XLA. After each call a run checks the loss (`check_loss`: the one
@@ -24,16 +24,20 @@ def compile_step(step_fn, jit_compile: bool):
     return tf.function(step_fn, jit_compile=True) if jit_compile else step_fn
 
 
-def replica_step(forward, summarize, variables, loss_scale: DynamicLossScale, optimizer):
-    """One replica's train step; returns `summarize(loss, extras)`.
-
-    forward() -> (loss, extras) runs under the tape; its loss is scaled for float16, the
-    gradients unscaled, `summarize` computed, and the step applied (or skipped by the loss scale).
-    """
+def scaled_gradients(forward, variables, loss_scale: DynamicLossScale):
+    """(gradients, loss, extras) of forward() -> (loss, extras), run under the tape: the loss is
+    scaled for float16 and the gradients unscaled (neither, without float16)."""
     with tf.GradientTape() as tape:
         loss, extras = forward()
         scaled_loss = loss_scale.scale(loss)
     grads = loss_scale.unscale(tape.gradient(scaled_loss, variables))
+    return grads, loss, extras
+
+
+def replica_step(forward, summarize, variables, loss_scale: DynamicLossScale, optimizer):
+    """One replica's train step: `scaled_gradients`, then `summarize(loss, extras)`, then the
+    update (or, for an overflowed float16 step, the loss scale's skip). Returns the summary."""
+    grads, loss, extras = scaled_gradients(forward, variables, loss_scale)
     summary = summarize(loss, extras)
     loss_scale.apply(optimizer, grads, variables)
     return summary
