@@ -15,7 +15,7 @@ from convbert_tf.config import ConfigError
 from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 from convbert_tf.pretraining.model import ElectraPretrainer, per_example_gumbel_noise, sample_replacements
-from tests.pretraining_data import TINY_HPARAMS, VOCAB, write_data_dir
+from pretraining_data import TINY_HPARAMS, VOCAB, write_data_dir
 
 CPU = tf.distribute.OneDeviceStrategy("/cpu:0")
 ROWS = 200

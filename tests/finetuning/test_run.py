@@ -13,11 +13,10 @@ from convbert_tf.checkpoints import CheckpointError
 from convbert_tf.config import ConfigError
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
 from convbert_tf.finetuning.run import run_finetuning
-from tests.finetuning_data import HPARAMS, VOCAB, write_chunk, write_pretrained, write_squad, write_sst
-from tests.tf1_checkpoint import write_tf1_checkpoint
-from tests import numpy_reference as ref
+from finetuning_data import HPARAMS, VOCAB, write_chunk, write_pretrained, write_squad, write_sst
+from tf1_checkpoint import write_tf1_checkpoint
+import numpy_reference as ref
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = tf.distribute.OneDeviceStrategy("/cpu:0")
 
 

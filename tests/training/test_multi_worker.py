@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf.distribute import WORKER_LOST_EXIT_CODE, get_strategy, worker_loss_cause, worker_lost_error
-from tests.pretraining_data import TINY_HPARAMS, write_data_dir
+from pretraining_data import TINY_HPARAMS, write_data_dir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT
 # How long the survivors may take to fail after a worker is lost (the heartbeat needs about 10 s).
 LOSS_BOUND_S = 120
 
