@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from convbert_tf import loss_scale as loss_scale_lib
+from convbert_tf.training import loss_scale as loss_scale_lib
 from convbert_tf.training.loss_scale import DynamicLossScale
 from convbert_tf.training.optimizer import AdamWeightDecay
 
