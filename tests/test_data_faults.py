@@ -17,7 +17,8 @@ from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
 from convbert_tf.finetuning.run import run_finetuning
-from convbert_tf.pretraining import input_pipeline, trainer
+from convbert_tf.pretraining import input_pipeline
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining import records as record_files
 from convbert_tf.pretraining.hparams import resolve_hparams
 from convbert_tf.run_guard import LOCK_FILENAME, approximate_num_parameters, checkpoint_bytes, model_dir_lock
