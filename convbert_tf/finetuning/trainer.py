@@ -1,4 +1,6 @@
-"""The fine-tuning train and predict loops over in-memory feature arrays, under any strategy.
+"""Fine-tuning's train and predict over in-memory feature arrays, under any strategy: the
+padding and tf.data around them, the fine-tuning loss on the shared step and loop of
+`training/loop.py`, and the distributed predict that puts rows back in order.
 
 Legend: B a replica's batch.
 """
