@@ -28,7 +28,7 @@ from convbert_tf.run_guard import (TRIAL_INTERRUPTED_WRITE_PATTERNS, check_model
 from convbert_tf.training import checkpointing
 from convbert_tf.training.learning_rates import WarmupPolynomialDecay, layerwise_lr_multipliers
 from convbert_tf.training.loss_scale import loss_scale_for_global_policy
-from convbert_tf.training.optimizer import AdamWeightDecay
+from convbert_tf.training.optimizer import build_optimizer
 
 # Written into a trial's directory when the trial has finished (trained, scored, written out):
 # its hparams and dev results, so that a rerun of the same run reuses them instead of
@@ -130,8 +130,7 @@ class FinetuningRun:
                 reproduce_original_off_by_one=hp.layerwise_lr_original_off_by_one)
             schedule = WarmupPolynomialDecay(hp.learning_rate, max(num_steps, 1),
                                              warmup_proportion=hp.warmup_proportion)
-            optimizer = AdamWeightDecay(schedule, weight_decay_rate=hp.weight_decay_rate, lr_multipliers=multipliers)
-            optimizer.build(variables)
+            optimizer = build_optimizer(schedule, variables, hp.weight_decay_rate, multipliers)
             loss_scale = loss_scale_for_global_policy()
         return model, optimizer, loss_scale
 

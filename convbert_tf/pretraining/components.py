@@ -27,7 +27,7 @@ from convbert_tf.training import checkpointing
 from convbert_tf.training import loop as loop_lib
 from convbert_tf.training.learning_rates import WarmupPolynomialDecay
 from convbert_tf.training.loss_scale import loss_scale_for_global_policy
-from convbert_tf.training.optimizer import AdamWeightDecay
+from convbert_tf.training.optimizer import build_optimizer
 
 SPECIAL_TOKENS = tokenization.SPECIAL_TOKENS
 
@@ -68,9 +68,8 @@ class Pretraining:
                 uniform_generator=hp.uniform_generator, disallow_correct=hp.disallow_correct)
             self.schedule = WarmupPolynomialDecay(hp.learning_rate, hp.num_train_steps,
                                                   warmup_steps=hp.num_warmup_steps, power=hp.lr_decay_power)
-            self.optimizer = AdamWeightDecay(self.schedule, weight_decay_rate=hp.weight_decay_rate)
             self.variables = self.model.trainable_variables
-            self.optimizer.build(self.variables)
+            self.optimizer = build_optimizer(self.schedule, self.variables, hp.weight_decay_rate)
             self.loss_scale = loss_scale_for_global_policy()
             self.metric_sums = {}
         self.rng_states = random_state_variables(self.model)  # dropout's, for an exact resume

@@ -298,6 +298,14 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         }
 
 
+def build_optimizer(schedule, variables, weight_decay_rate: float, lr_multipliers: LrMultipliers | None = None):
+    """A run's AdamWeightDecay on `schedule`, its slots built for `variables` (call it under the
+    strategy's scope)."""
+    optimizer = AdamWeightDecay(schedule, weight_decay_rate=weight_decay_rate, lr_multipliers=lr_multipliers)
+    optimizer.build(variables)
+    return optimizer
+
+
 def _resource_handle(variable):
     """The resource handle of a (Keras) variable; under a strategy's update call, that of the
     current device's copy."""
