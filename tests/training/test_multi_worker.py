@@ -134,7 +134,7 @@ def test_two_workers_train_and_only_the_chief_checkpoints(data_dir, tmp_path):
 
 @pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_two_workers_fine_tune_and_only_the_chief_writes_the_trials(tmp_path):
-    from tests.finetuning_data import HPARAMS, write_pretrained, write_sst
+    from finetuning_data import HPARAMS, write_pretrained, write_sst
     data_dir = str(tmp_path / "finetune")
     write_pretrained(data_dir)
     write_sst(data_dir, n_train=64, n_dev=32)
