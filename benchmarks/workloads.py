@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from benchmarks.options import POLICIES, QUICK_OVERRIDES, QUICK_VOCAB, STEPS_PER_CALL, Options, Shapes
 from convbert_tf.config import ConvBertConfig
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 
 def write_data(data_dir: str, vocab_size: int, seq_length: int, records: int, seed: int = 0) -> str:

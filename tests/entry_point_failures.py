@@ -83,8 +83,8 @@ def main(work):
         os.path.join(garbage, "config.json"))
 
     from convbert_tf.data import pretraining_dataset
-    from convbert_tf.finetuning import runner
-    from convbert_tf.pretraining import trainer
+    from convbert_tf.finetuning import run as runner
+    from convbert_tf.pretraining import run as trainer
 
     cases = {
         "build_pretraining_dataset.py": dict(

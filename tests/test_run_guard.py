@@ -18,8 +18,8 @@ import tensorflow as tf
 from convbert_tf.config import ConfigError, ConvBertConfig
 from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-from convbert_tf.finetuning.runner import run_finetuning
-from convbert_tf.pretraining import trainer
+from convbert_tf.finetuning.run import run_finetuning
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 from convbert_tf.run_guard import (LOCK_FILENAME, PREEMPTED_EXIT_CODE, approximate_num_parameters, checkpoint_bytes,
                                    check_model_dir_writable, check_saved_config, model_dir_lock,

@@ -10,7 +10,7 @@ from benchmarks.options import Options
 from benchmarks.timing import Report, interleaved, median, spread
 from benchmarks.workloads import block_config
 from convbert_tf import ConvBertEncoder
-from convbert_tf.optimization import AdamWeightDecay
+from convbert_tf.training.optimizer import AdamWeightDecay
 
 def optimizer_section(size: str, options: Options, report: Report):
     """One AdamWeightDecay update (clipping, decay) of a size's encoder variables, fused and op by op."""

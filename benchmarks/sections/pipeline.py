@@ -7,7 +7,7 @@ import tensorflow as tf
 from benchmarks.options import Options, Shapes
 from benchmarks.timing import Report, interleaved, median
 from benchmarks.workloads import Workspace
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 
 def input_pipeline_section(workspace: Workspace, options: Options, shapes: Shapes, report: Report,
                            consumed_tokens_per_second: float):

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from convbert_tf.io import atomic_write_json, replace_directory, temporary_name
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import PretrainingHParams
 
 INIT_DIR = "init"

@@ -3,7 +3,7 @@
   init         <run>/init/: the seed's shared initial weights and the batch digest (`init.py`)
   pretraining  `trainer.train` up to each eval step (`stop_at_step`), each followed by
                `trainer.evaluate` on the held-out records into <run>/eval/step-<N>.{txt,json}
-  fine-tuning  `runner.run_finetuning` per task into <run>/results/<task>_results.{txt,json}
+  fine-tuning  `finetuning.run.run_finetuning` per task into <run>/results/<task>_results.{txt,json}
   result       <run>/result.json: what the report reads, with the paths of those files
 
 An interrupted run resumes where it stopped, through the trainer's and the fine-tuning runner's
@@ -27,8 +27,8 @@ from convbert_tf.ablation import init
 from convbert_tf.ablation.settings import RunPlan
 from convbert_tf.config import ConfigError
 from convbert_tf import io
-from convbert_tf.finetuning.runner import run_finetuning
-from convbert_tf.pretraining import trainer
+from convbert_tf.finetuning.run import run_finetuning
+from convbert_tf.pretraining import run as trainer
 
 RUN_RECORD = "run.json"
 PROGRESS = "progress.json"

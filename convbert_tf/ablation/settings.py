@@ -1,8 +1,8 @@
 """What an ablation runs: the presets of --model_size, the shared settings, and each run's plan.
 
 Every run of an ablation (one variant, one seed) is an ordinary pretraining run
-(`convbert_tf.pretraining.trainer`) in <output_dir>/runs/<variant>/seed-<seed>/, followed by
-ordinary fine-tuning runs (`convbert_tf.finetuning.runner`) from its checkpoint. All runs share
+(`convbert_tf.pretraining.run`) in <output_dir>/runs/<variant>/seed-<seed>/, followed by
+ordinary fine-tuning runs (`convbert_tf.finetuning.run`) from its checkpoint. All runs share
 the base hparams of the preset; a variant changes only config fields, a seed only `seed`, and a
 FLOP budget only `num_train_steps`.
 """

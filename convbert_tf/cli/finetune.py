@@ -41,7 +41,7 @@ def main(argv, program: str = "run_finetuning.py"):
     with exit_on_error(program, "fine-tuning", f"--data_dir {FLAGS.data_dir}") as operation:
         from convbert_tf.distribute import worker_lost_error
         from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-        from convbert_tf.finetuning.runner import run_finetuning
+        from convbert_tf.finetuning.run import run_finetuning
 
         hp = resolve_finetuning_hparams(FLAGS.hparams, data_dir=FLAGS.data_dir, model_name=FLAGS.model_name,
                                         tpu_name=FLAGS.tpu, tpu_zone=FLAGS.tpu_zone, gcp_project=FLAGS.gcp_project)

@@ -50,7 +50,7 @@ def main(argv, program: str = "run_pretraining.py"):
     logging.set_verbosity(logging.WARNING)
     with exit_on_error(program, "pretraining", f"--data_dir {FLAGS.data_dir}",
                        also_known=(ValueError,)) as operation:
-        from convbert_tf.pretraining import trainer
+        from convbert_tf.pretraining import run as trainer
         from convbert_tf.pretraining.hparams import resolve_hparams
         from convbert_tf.run_guard import PREEMPTED_EXIT_CODE
 

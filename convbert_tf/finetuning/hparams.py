@@ -13,7 +13,7 @@ from convbert_tf.config import ConfigError, ConvBertConfig, finetuning_size_hpar
 from convbert_tf.finetuning.scorers import SPAN_RULES
 from convbert_tf.run_hparams import ModelHParams, check_positive_ints, user_hparams
 
-# How a train step reduces its examples' losses (see convbert_tf/finetuning/loop.py).
+# How a train step reduces its examples' losses (see convbert_tf/finetuning/trainer.py).
 LOSS_REDUCTIONS = ("sum", "mean")
 
 

@@ -122,7 +122,7 @@ class Quickstart:
     # -- 3/6
     def pretraining(self, vocab_tokens: int) -> dict:
         import tensorflow as tf
-        from convbert_tf.pretraining import trainer
+        from convbert_tf.pretraining import run as trainer
         from convbert_tf.pretraining.hparams import resolve_hparams
 
         paths, settings = self.paths, self.settings
@@ -158,7 +158,7 @@ class Quickstart:
 
     def _export_pretrained(self, hp, view) -> None:
         import tensorflow as tf
-        from convbert_tf.pretraining import trainer
+        from convbert_tf.pretraining import run as trainer
 
         run = trainer.Pretraining(hp, self.strategy, out=view)
         prefix = tf.train.latest_checkpoint(hp.model_dir)
@@ -169,7 +169,7 @@ class Quickstart:
     # -- 4/6
     def finetuning(self, vocab_tokens: int, titles) -> dict:
         from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-        from convbert_tf.finetuning.runner import run_finetuning
+        from convbert_tf.finetuning.run import run_finetuning
 
         paths, settings = self.paths, self.settings
         counts = opinion_task.write_opinion_task(paths.task_dir, titles, settings.task_sizes, settings.seed)

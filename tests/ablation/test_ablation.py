@@ -295,7 +295,7 @@ def test_variants_within_a_seed_read_identical_masked_batches(ablation):
     assert digests[0] == digests[1]
     assert read_json(os.path.join(ablation["settings"].output_dir, "report.json"))["identical_batches"] == {"0": True}
     # The digest is of what the trainer reads, and it tells seeds apart.
-    from convbert_tf.pretraining import trainer
+    from convbert_tf.pretraining import run as trainer
     recomputed = init.batch_digest(trainer.Pretraining(bert.hp, ablation["strategy"], out=io.StringIO()))
     other_seed = init.batch_digest(trainer.Pretraining(dataclasses.replace(bert.hp, seed=1), ablation["strategy"],
                                                        out=io.StringIO()))

@@ -19,13 +19,13 @@ from convbert_tf.data.tokenization import BertTokenizer
 from convbert_tf.finetuning.examples import QAExample
 from convbert_tf.finetuning.export import export_task
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-from convbert_tf.finetuning.loop import empty_label_arrays
+from convbert_tf.finetuning.trainer import empty_label_arrays
 from convbert_tf.finetuning.qa import features as qa_features
 from convbert_tf.finetuning.qa import predictions as qa_predictions
 from convbert_tf.finetuning.qa import reading as qa_reading
 from convbert_tf.finetuning.qa import serving as qa_serving
 from convbert_tf.finetuning.qa import windows as qa_windows
-from convbert_tf.finetuning.runner import run_finetuning
+from convbert_tf.finetuning.run import run_finetuning
 from convbert_tf.finetuning.tasks.registry import get_task
 from convbert_tf.models.finetuning import FinetuningModel
 from tests.test_text_inputs import ALLOWED_TF_TEXT_OPS

@@ -16,14 +16,14 @@ from convbert_tf.config import ConfigError
 from convbert_tf.data.tokenization import BertTokenizer
 from convbert_tf.finetuning import scorers
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-from convbert_tf.finetuning.loop import Trainer, empty_label_arrays, pad_features, train_steps
-from convbert_tf.finetuning.runner import run_finetuning
+from convbert_tf.finetuning.trainer import Trainer, empty_label_arrays, pad_features, train_steps
+from convbert_tf.finetuning.run import run_finetuning
 from convbert_tf.finetuning.examples import Example, TaggingExample
 from convbert_tf.finetuning.tasks.chunk import ChunkTask
 from convbert_tf.finetuning.tasks.registry import get_task
 from convbert_tf.layers.tagging_head import TaggingHead
 from convbert_tf.models.finetuning import FinetuningModel
-from convbert_tf.optimization import AdamWeightDecay
+from convbert_tf.training.optimizer import AdamWeightDecay
 from finetuning_data import HPARAMS, VOCAB, write_pretrained, write_sst
 from repo_paths import ROOT
 
@@ -179,7 +179,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import sys
 sys.path.insert(0, "tests")  # the shared test helpers, as pytest finds them
-from convbert_tf.finetuning.loop import pad_features
+from convbert_tf.finetuning.trainer import pad_features
 from tests.finetuning.test_recipe import build, run_steps, small_gradient_rows
 
 one_device = tf.distribute.OneDeviceStrategy("/cpu:0")

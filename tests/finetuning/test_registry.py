@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from convbert_tf import ConvBertConfig, ConvBertEncoder
 from convbert_tf.data.tokenization import WordPieceTokenizerModule
-from convbert_tf.finetuning.loop import empty_label_arrays
+from convbert_tf.finetuning.trainer import empty_label_arrays
 from convbert_tf.finetuning.serving import ServingContext, ServingOptions
 from convbert_tf.finetuning.tasks.registry import TASKS
 from convbert_tf.models.finetuning import FinetuningModel

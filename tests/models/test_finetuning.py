@@ -5,11 +5,11 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf import ConvBertConfig, ConvBertEncoder
-from convbert_tf.finetuning.loop import empty_label_arrays
+from convbert_tf.finetuning.trainer import empty_label_arrays
 from convbert_tf.finetuning.tasks.chunk import ChunkTask
 from convbert_tf.finetuning.tasks.registry import get_task
 from convbert_tf.models.finetuning import FinetuningModel
-from convbert_tf.optimization import layerwise_lr_multipliers
+from convbert_tf.training.learning_rates import layerwise_lr_multipliers
 
 CONFIG = ConvBertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
                         intermediate_size=32, embedding_size=8, max_position_embeddings=16, conv_kernel_size=3)
@@ -107,8 +107,8 @@ def test_jit_compiled_fine_tuning_steps_match_the_plain_ones():
     """--jit_compile: XLA-compiled train steps give the weights of the uncompiled ones."""
     import keras
 
-    from convbert_tf.finetuning.loop import Trainer
-    from convbert_tf.optimization import AdamWeightDecay
+    from convbert_tf.finetuning.trainer import Trainer
+    from convbert_tf.training.optimizer import AdamWeightDecay
 
     arrays = {k: v.numpy() for k, v in batch(np.random.default_rng(0), [0, 1, 2, 3]).items()}
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
@@ -144,9 +144,9 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from convbert_tf import ConvBertEncoder
-from convbert_tf.finetuning.loop import Trainer
+from convbert_tf.finetuning.trainer import Trainer
 from convbert_tf.models.finetuning import FinetuningModel
-from convbert_tf.optimization import AdamWeightDecay
+from convbert_tf.training.optimizer import AdamWeightDecay
 from tests.models.test_finetuning import CONFIG, TASKS, batch
 
 rng = np.random.default_rng(1)

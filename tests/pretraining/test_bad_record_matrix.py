@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convbert_tf.pretraining import input_pipeline, records, trainer
+from convbert_tf.pretraining import input_pipeline, records
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.records import BadRecordError, BadRecordTracker
 from pretraining_data import example
 

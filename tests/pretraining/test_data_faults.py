@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf.config import ConfigError
-from convbert_tf.pretraining import input_pipeline, trainer
+from convbert_tf.pretraining import input_pipeline
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining import records as record_files
 from convbert_tf.pretraining.hparams import resolve_hparams
 from convbert_tf.run_guard import LOCK_FILENAME

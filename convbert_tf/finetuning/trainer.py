@@ -1,4 +1,6 @@
-"""The fine-tuning train and predict loops over in-memory feature arrays, under any strategy.
+"""Fine-tuning's train and predict over in-memory feature arrays, under any strategy: the
+padding and tf.data around them, the fine-tuning loss on the shared step and loop of
+`training/loop.py`, and the distributed predict that puts rows back in order.
 
 Legend: B a replica's batch.
 """
@@ -7,17 +9,17 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
 
 from convbert_tf.finetuning.hparams import LOSS_REDUCTIONS
-from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.models.finetuning import LABEL_FEATURES, FinetuningModel
-from convbert_tf.optimization import AdamWeightDecay
+from convbert_tf.training import loop as loop_lib
+from convbert_tf.training.loss_scale import DynamicLossScale
+from convbert_tf.training.optimizer import AdamWeightDecay
+from convbert_tf.training.progress import report
 
-MODEL_INPUTS = ("input_ids", "input_mask", "segment_ids")
 # The feature that carries each row's index through a distributed predict.
 ROW_INDEX = "row_index"
 
@@ -94,6 +96,22 @@ class Trainer:
         self.jit_compile = jit_compile
         self.variables = model.trainable_variables
 
+    def _forward(self, features):
+        """forward() for `loop.scaled_gradients`: (the `loss_reduction` loss, the replica's loss sum)."""
+        def forward():
+            outputs = self.model(features, training=True)
+            losses = self.model.per_example_losses(features, outputs)  # [B], 0 on padding rows
+            loss_sum = tf.reduce_sum(losses)  # []
+            loss = loss_sum if self.loss_reduction == "sum" else loss_sum / self.global_batch_size  # []
+            return loss, loss_sum
+
+        return forward
+
+    @staticmethod
+    def _real_rows(features):
+        """The replica's rows that are not padding (task_id >= 0)."""
+        return tf.reduce_sum(tf.cast(features["task_id"] >= 0, tf.float32))  # []
+
     def loss_and_gradients(self, features):
         """One replica's (gradients, loss sum, real rows) of a train batch.
 
@@ -101,42 +119,36 @@ class Trainer:
         clipping; the loss sum is over the replica's examples, and real rows counts those that
         are not padding (task_id >= 0).
         """
-        with tf.GradientTape() as tape:
-            outputs = self.model(features, training=True)
-            losses = self.model.per_example_losses(features, outputs)  # [B], 0 on padding rows
-            loss_sum = tf.reduce_sum(losses)  # []
-            loss = loss_sum if self.loss_reduction == "sum" else loss_sum / self.global_batch_size  # []
-            scaled_loss = self.loss_scale.scale(loss)
-        grads = self.loss_scale.unscale(tape.gradient(scaled_loss, self.variables))
-        real_rows = tf.reduce_sum(tf.cast(features["task_id"] >= 0, tf.float32))  # []
-        return grads, loss_sum, real_rows
+        grads, _, loss_sum = loop_lib.scaled_gradients(self._forward(features), self.variables, self.loss_scale)
+        return grads, loss_sum, self._real_rows(features)
 
     def _train_step(self, features):
-        grads, loss_sum, real_rows = self.loss_and_gradients(features)
-        self.loss_scale.apply(self.optimizer, grads, self.variables)  # sums the replicas' gradients, then clips
-        return loss_sum, real_rows
+        """(loss sum, real rows) of one replica's step; the update sums the replicas' gradients, then clips."""
+        return loop_lib.replica_step(self._forward(features), lambda loss, loss_sum: (loss_sum, self._real_rows(features)),
+                                     self.variables, self.loss_scale, self.optimizer)
 
     def make_train_loop(self):
-        step_fn = tf.function(self._train_step, jit_compile=True) if self.jit_compile else self._train_step
+        """A function running `steps` train steps; returns their mean loss per real example."""
+        step_fn = loop_lib.compile_step(self._train_step, self.jit_compile)
         strategy = self.strategy
 
-        @tf.function
-        def train_loop(iterator, steps):
-            loss_sum, real_rows = tf.constant(0.0), tf.constant(0.0)
-            for _ in tf.range(steps):
-                step_sum, step_rows = strategy.run(step_fn, args=(next(iterator),))
-                loss_sum += strategy.reduce("sum", step_sum, axis=None)
-                real_rows += strategy.reduce("sum", step_rows, axis=None)
-            return loss_sum / tf.maximum(real_rows, 1.0)  # the mean loss per real example
+        def one_step(features):
+            step_sum, step_rows = strategy.run(step_fn, args=(features,))
+            return {"loss_sum": strategy.reduce("sum", step_sum, axis=None),
+                    "real_rows": strategy.reduce("sum", step_rows, axis=None)}
 
-        return train_loop
+        def mean_per_example(totals, steps):
+            return totals["loss_sum"] / tf.maximum(totals["real_rows"], 1.0)
+
+        return loop_lib.make_train_loop(one_step, mean_per_example)
 
     def train(self, arrays: dict, num_steps: int, start_step: int, steps_per_loop: int, seed: int,
-              on_loop_end=None, out=sys.stdout, log=True) -> float:
+              on_loop_end=None, out=sys.stdout, log=True, manager: tf.train.CheckpointManager | None = None) -> float:
         """Runs train steps start_step..num_steps; returns the last loop's mean loss per example.
 
         The arrays are padded with zero-loss rows to a multiple of the global batch (as the
-        original's padding examples), then shuffled and repeated.
+        original's padding examples), then shuffled and repeated. A loop whose loss is not
+        finite stops the run (`loop.check_loss`), naming `manager`'s last checkpoint.
         """
         arrays, _ = pad_features(arrays, self.global_batch_size)
         dataset = dataset_from_arrays(arrays, self.global_batch_size, True, seed)
@@ -144,22 +156,20 @@ class Trainer:
             dataset = dataset.skip(start_step)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         train_loop = self.make_train_loop()
-        step, loss, window = start_step, float("nan"), time.perf_counter()
+        step, loss, window = start_step, float("nan"), loop_lib.Throughput()
         while step < num_steps:
             steps = min(steps_per_loop, num_steps - step)
+            skipped_before = loop_lib.skipped_steps(self.loss_scale)
             loss = float(train_loop(iterator, tf.constant(steps)))
             step += steps
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"fine-tuning loss is {loss} at step {step}")
-            elapsed = time.perf_counter() - window
+            window.add(steps)
+            loop_lib.check_loss(loss, step, self.loss_scale, skipped_before,
+                                manager.latest_checkpoint if manager is not None else None)
             if log:
-                eta = (num_steps - step) * elapsed / steps
-                rate = steps * self.global_batch_size / elapsed
-                print(f"step {step}/{num_steps} | loss {loss:.4f} per example | {rate:,.1f} examples/s | "
-                      f"ETA {int(eta) // 60}:{int(eta) % 60:02d}", file=out, flush=True)
+                report(out, window.event(step, num_steps, {"loss": loss}, self.global_batch_size, "examples/s",
+                                         loss_note="per example", counters=loop_lib.counters(self.loss_scale)))
             if on_loop_end is not None:
                 on_loop_end(step, loss)
-            window = time.perf_counter()
         return loss
 
     def predict(self, arrays: dict, batch_size: int) -> dict:

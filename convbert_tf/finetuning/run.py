@@ -6,34 +6,31 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from convbert_tf.checkpoints import (CONFIG_FILENAME, CheckpointError, load_encoder, load_original_checkpoint,
-                                     random_state_variables, resolve_checkpoint_prefix)
+from convbert_tf.checkpoints import CONFIG_FILENAME, random_state_variables
 from convbert_tf.config import ConfigError
-from convbert_tf.data.tokenization import BertTokenizer, VocabError
+from convbert_tf.data.tokenization import BertTokenizer
 from convbert_tf.distribute import is_chief
-from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.finetuning import outputs as outputs_lib
 from convbert_tf.finetuning.examples import DataError, DataStats, stack_model_inputs
 from convbert_tf.finetuning.export import export_task
 from convbert_tf.finetuning.hparams import FinetuningHParams
-from convbert_tf.finetuning.loop import Trainer, train_steps
 from convbert_tf.finetuning.tasks.registry import get_task
+from convbert_tf.finetuning.trainer import Trainer, train_steps
 from convbert_tf.io import atomic_write_json
-from convbert_tf.loss_scale import DynamicLossScale
 from convbert_tf.models.finetuning import FinetuningModel
-from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay, layerwise_lr_multipliers
 from convbert_tf.run_guard import (TRIAL_INTERRUPTED_WRITE_PATTERNS, check_model_dir_writable, check_saved_config,
                                    checkpoint_bytes, model_dir_lock, remove_interrupted_writes)
+from convbert_tf.training import checkpointing
+from convbert_tf.training.learning_rates import WarmupPolynomialDecay, layerwise_lr_multipliers
+from convbert_tf.training.loss_scale import loss_scale_for_global_policy
+from convbert_tf.training.optimizer import build_optimizer
 
-RANDOM_INIT = "random"
 # Written into a trial's directory when the trial has finished (trained, scored, written out):
 # its hparams and dev results, so that a rerun of the same run reuses them instead of
 # training the trial again (its weights may be gone: keep_all_models=false), and a rerun with
@@ -44,50 +41,24 @@ TRIAL_RESULTS_FILENAME = "trial_results.json"
 _HPARAMS_NOT_IN_TRIAL = ("num_trials", "keep_all_models", "log_examples")
 
 
-def check_init_checkpoint(path: str | None) -> str | None:
-    """The checkpoint prefix to start from; never a silent random start (reference §9.14)."""
-    if path == RANDOM_INIT:
-        return None
-    if not path:
-        raise ConfigError("no init_checkpoint: pass --data_dir/--model_name of a pretrained model, set "
-                          "\"init_checkpoint\" in --hparams, or \"init_checkpoint\": \"random\" to start "
-                          "from random weights on purpose")
-    try:
-        return resolve_checkpoint_prefix(path)
-    except CheckpointError as e:
-        raise CheckpointError(f"init_checkpoint: {e}") from None
-
-
-def load_pretrained_encoder(prefix: str | None, config) -> ConvBertEncoder:
-    """This project's checkpoint, an original-release one, or random weights when prefix is None."""
-    if prefix is None:
-        return ConvBertEncoder(config)
-    names = dict(tf.train.list_variables(prefix))
-    if any(n.startswith("electra/") for n in names):
-        return load_original_checkpoint(prefix, config)
-    return load_encoder(prefix, config)
-
-
 class FinetuningRun:
     """Reads and featurizes every task once, then runs the trials."""
 
     def __init__(self, hp: FinetuningHParams, strategy: tf.distribute.Strategy, jit_compile=False, out=sys.stdout):
         self.hp, self.strategy, self.jit_compile, self.out = hp, strategy, jit_compile, out
         self.config = hp.model_config()
-        if not hp.vocab_file or not os.path.exists(hp.vocab_file):
-            raise ConfigError(f"vocab file {hp.vocab_file} does not exist; set \"vocab_file\" in --hparams")
-        try:
-            self.tokenizer = BertTokenizer.from_vocab_file(hp.vocab_file, hp.do_lower_case, hp.strip_accents)
-        except VocabError as e:
-            raise ConfigError(str(e)) from None
-        if self.tokenizer.vocab_size > self.config.vocab_size:
-            raise ConfigError(f"vocab file {hp.vocab_file} has {self.tokenizer.vocab_size} tokens but vocab_size "
-                              f"is {self.config.vocab_size}; set \"vocab_size\" in --hparams")
+
+        def read(path):
+            tokenizer = BertTokenizer.from_vocab_file(path, hp.do_lower_case, hp.strip_accents)
+            return tokenizer, tokenizer.vocab_size
+
+        self.tokenizer = checkpointing.checked_vocab(hp.vocab_file, self.config.vocab_size, read,
+                                                     "set \"vocab_file\" in --hparams")
         try:
             self.tasks = [get_task(name, hp.chunk_span_rule) for name in hp.task_names]
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        self.init_prefix = check_init_checkpoint(hp.init_checkpoint)
+        self.init_prefix = checkpointing.check_init_checkpoint(hp.init_checkpoint)
         if self.init_prefix is None:
             self.log("init_checkpoint is \"random\": fine-tuning from random weights, as asked")
         self.run_dir = os.path.join(hp.model_dir, "finetuning_models")
@@ -140,9 +111,10 @@ class FinetuningRun:
 
     # ----- one trial -------------------------------------------------------------------------
     def build(self, num_steps):
+        """The trial's model (from the pretrained encoder), optimizer and loss scale, under the strategy."""
         hp = self.hp
         with self.strategy.scope():
-            encoder = load_pretrained_encoder(self.init_prefix, self.config)
+            encoder = checkpointing.load_pretrained_encoder(self.init_prefix, self.config)
             model = FinetuningModel(encoder, self.tasks, beam_size=hp.beam_size, joint_prediction=hp.joint_prediction,
                                     answerable_classifier=hp.answerable_classifier,
                                     answerable_uses_start_logits=hp.answerable_uses_start_logits,
@@ -153,9 +125,8 @@ class FinetuningRun:
                 reproduce_original_off_by_one=hp.layerwise_lr_original_off_by_one)
             schedule = WarmupPolynomialDecay(hp.learning_rate, max(num_steps, 1),
                                              warmup_proportion=hp.warmup_proportion)
-            optimizer = AdamWeightDecay(schedule, weight_decay_rate=hp.weight_decay_rate, lr_multipliers=multipliers)
-            optimizer.build(variables)
-            loss_scale = DynamicLossScale(keras.mixed_precision.global_policy().compute_dtype == "float16")
+            optimizer = build_optimizer(schedule, variables, hp.weight_decay_rate, multipliers)
+            loss_scale = loss_scale_for_global_policy()
         return model, optimizer, loss_scale
 
     def trial_hparams(self) -> dict:
@@ -230,11 +201,8 @@ class FinetuningRun:
             if afresh:
                 self.discard_trial(trial)
             return self._run_trial(trial, self.trial_dir(trial), train_arrays, num_steps)
-        scratch = tempfile.mkdtemp(prefix=f"convbert-finetuning-worker-trial{trial}-")
-        try:
+        with checkpointing.scratch_directory(f"convbert-finetuning-worker-trial{trial}-") as scratch:
             return self._run_trial(trial, scratch, train_arrays, num_steps, afresh)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
 
     def _run_trial(self, trial: int, trial_dir: str, train_arrays, num_steps: int, afresh: bool = False) -> dict:
         """Runs one trial, writing into trial_dir (a throwaway directory on non-chief workers);
@@ -253,33 +221,43 @@ class FinetuningRun:
                           hp.loss_reduction)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, loss_scale=loss_scale,
                                          rng_states=random_state_variables(model))
-        manager = tf.train.CheckpointManager(checkpoint, trial_dir, max_to_keep=1, checkpoint_name="ckpt",
-                                             step_counter=optimizer.iterations)
+        manager = checkpointing.checkpoint_manager(checkpoint, trial_dir, 1, optimizer.iterations)
+        latest = None if afresh and not self.chief else checkpointing.checkpoint_to_resume(
+            manager, self.chief, self.trial_dir(trial))
         start = 0
-        if self.chief:
-            latest = manager.latest_checkpoint
-        else:
-            latest = None if afresh else tf.train.latest_checkpoint(self.trial_dir(trial))
         if latest:
-            checkpoint.read(latest).assert_existing_objects_matched()
-            start = int(optimizer.iterations.numpy())
+            start = checkpointing.resume(checkpoint, latest, optimizer.iterations)
             self.log(f"trial {trial}: resuming from {latest} at step {start}")
         if hp.do_train and start < num_steps:
-            self.log(f"trial {trial}: fine-tuning {hp.task_label} for {num_steps} steps "
-                     f"(batch {hp.train_batch_size}, lr {hp.learning_rate})")
+            self.train_trial(trial, trial_dir, trainer, manager, train_arrays, num_steps, start)
+        results = self.write_trial_outputs(trial, trial_dir, trainer)
+        if hp.do_train and self.chief:
+            atomic_write_json(os.path.join(trial_dir, TRIAL_RESULTS_FILENAME),
+                              {"hparams": self.trial_hparams(), "data": self.data_digest(train_arrays),
+                               "results": results})
+        return results
 
-            writer = tf.summary.create_file_writer(os.path.join(trial_dir, "train"))
+    def train_trial(self, trial, trial_dir, trainer: Trainer, manager, train_arrays, num_steps: int, start: int):
+        """Trains a trial from `start`, saving at every save_checkpoints_steps and at the end."""
+        hp = self.hp
+        self.log(f"trial {trial}: fine-tuning {hp.task_label} for {num_steps} steps "
+                 f"(batch {hp.train_batch_size}, lr {hp.learning_rate})")
+        writer = tf.summary.create_file_writer(os.path.join(trial_dir, "train"))
 
-            def on_loop_end(step, loss):
-                if step % hp.save_checkpoints_steps == 0 or step >= num_steps:
-                    manager.save(checkpoint_number=step)
-                with writer.as_default(step=step):
-                    tf.summary.scalar("loss", loss)
-                    tf.summary.scalar("learning_rate", float(optimizer.learning_rate))
-                writer.flush()
+        def on_loop_end(step, loss):
+            if step % hp.save_checkpoints_steps == 0 or step >= num_steps:
+                manager.save(checkpoint_number=step)
+            with writer.as_default(step=step):
+                tf.summary.scalar("loss", loss)
+                tf.summary.scalar("learning_rate", float(trainer.optimizer.learning_rate))
+            writer.flush()
 
-            trainer.train(train_arrays, num_steps, start, min(hp.iterations_per_loop, num_steps), hp.seed + trial,
-                          on_loop_end=on_loop_end, out=self.out)
+        trainer.train(train_arrays, num_steps, start, min(hp.iterations_per_loop, num_steps), hp.seed + trial,
+                      on_loop_end=on_loop_end, out=self.out, manager=manager)
+
+    def write_trial_outputs(self, trial, trial_dir, trainer: Trainer) -> dict:
+        """Dev scores and predictions, test outputs and exports of a trial; returns the dev results."""
+        hp = self.hp
         results = {}
         if hp.do_eval:
             for task in self.tasks:
@@ -289,7 +267,7 @@ class FinetuningRun:
                 self.write_test_outputs(task, trainer, trial_dir)
         if hp.export:
             for task in self.tasks:
-                path = export_task(model, task, os.path.join(trial_dir, "saved_model", task.name),
+                path = export_task(trainer.model, task, os.path.join(trial_dir, "saved_model", task.name),
                                    vocab_file=hp.vocab_file, do_lower_case=hp.do_lower_case,
                                    strip_accents=hp.strip_accents,
                                    max_seq_length=hp.max_seq_length, max_query_length=hp.max_query_length,
@@ -297,10 +275,6 @@ class FinetuningRun:
                                    doc_stride=hp.doc_stride, n_best_size=hp.n_best_size,
                                    window_batch_size=hp.predict_batch_size, overwrite=True)
                 self.log(f"exported {path}")
-        if hp.do_train and self.chief:
-            atomic_write_json(os.path.join(trial_dir, TRIAL_RESULTS_FILENAME),
-                              {"hparams": self.trial_hparams(), "data": self.data_digest(train_arrays),
-                               "results": results})
         return results
 
     def predict(self, task, trainer, split):

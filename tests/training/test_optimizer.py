@@ -1,4 +1,5 @@
-"""Tests of convbert_tf.optimization against NumPy twins of the original's formulas (§4.4)."""
+"""Tests of training/optimizer.py and training/learning_rates.py against NumPy twins of the formulas
+of ELECTRA's model/optimization.py."""
 
 import contextlib
 import functools
@@ -12,14 +13,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from repo_paths import ROOT as REPO_ROOT
 
-from convbert_tf.optimization import (
-    AdamWeightDecay,
-    WarmupPolynomialDecay,
-    layerwise_lr_multipliers,
-)
+from convbert_tf.training.learning_rates import WarmupPolynomialDecay, layerwise_lr_multipliers
+from convbert_tf.training.optimizer import AdamWeightDecay
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ----------------------------------------------------------------------------- twins
@@ -363,7 +361,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
     import keras
-    from convbert_tf.optimization import AdamWeightDecay, WarmupPolynomialDecay
+    from convbert_tf.training.learning_rates import WarmupPolynomialDecay
+    from convbert_tf.training.optimizer import AdamWeightDecay
 
     GLOBAL_BATCH = 8
     rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""Pretraining: hparams, the ELECTRA objective's pieces, and short end-to-end runs."""
+"""The pretraining run (pretraining/run.py): short end-to-end runs, resume, init-from, setup
+errors, replicas and mixed precision."""
 
 import io
 import json
@@ -12,58 +13,19 @@ import tensorflow as tf
 
 from convbert_tf import ConvBertConfig, load_encoder
 from convbert_tf.config import ConfigError
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
+from convbert_tf.pretraining.components import Pretraining
 from convbert_tf.pretraining.hparams import resolve_hparams
-from tests import numpy_reference as ref
-from tests.pretraining_data import TINY_HPARAMS, VOCAB, write_data_dir
-from tests.tf1_checkpoint import write_tf1_checkpoint
+import numpy_reference as ref
+from pretraining_data import TINY_HPARAMS, VOCAB, write_data_dir
+from repo_paths import ROOT
+from tf1_checkpoint import write_tf1_checkpoint
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = tf.distribute.OneDeviceStrategy("/cpu:0")
 
 
 def tiny(data_dir, model_name="run", **changes):
     return resolve_hparams(dict(TINY_HPARAMS, **changes), data_dir=str(data_dir), model_name=model_name)
-
-
-# ----- hparams ----------------------------------------------------------------------------------
-
-def test_hparams_follow_the_original_resolution(tmp_path):
-    small = resolve_hparams({"model_size": "small"}, data_dir="d", model_name="m")
-    assert (small.learning_rate, small.train_batch_size, small.generator_hidden_size, small.linear_groups) == (
-        3e-4, 128, 0.25, 1)
-    assert small.model_config() == ConvBertConfig.from_preset("small")
-    assert small.predictions_per_seq == 19
-    assert small.model_dir == os.path.join("d", "models", "m")
-    assert small.pretrain_tfrecords == os.path.join("d", "pretrain_tfrecords", "pretrain_data.tfrecord*")
-    base = resolve_hparams({"model_size": "base", "learning_rate": 1e-4})
-    assert (base.learning_rate, base.train_batch_size, base.generator_hidden_size) == (1e-4, 256, 1 / 3)
-    assert base.generator_config().hidden_size == 256
-    medium = resolve_hparams(None)
-    assert (medium.model_size, medium.learning_rate, medium.linear_groups) == ("medium-small", 5e-4, 2)
-    debug = resolve_hparams({"debug": True})
-    assert (debug.train_batch_size, debug.num_train_steps, debug.model_config().hidden_size) == (8, 20, 144)
-    path = tmp_path / "hp.json"
-    path.write_text(json.dumps({"model_size": "small", "num_train_steps": 7}))
-    assert resolve_hparams(str(path)).num_train_steps == 7
-
-
-@pytest.mark.parametrize("hparams,words", [
-    ('{"model_size": "small", "learning_rat": 1}', ["learning_rat"]),
-    ('{"model_size": "large"}', ["large"]),
-    ('{"do_eval": true}', ["do_train", "do_eval"]),
-    ("{not json", ["not valid JSON"]),
-    ('{"train_batch_size": 0}', ["train_batch_size"]),
-    ('{"conv_kernel_size": 4}', ["conv_kernel_size"]),
-    ("missing.json", ["missing.json"]),
-    ('{"untied_generator": false}', ["untied_generator"]),
-    ('{"untied_generator_embeddings": true}', ["untied_generator_embeddings"]),
-])
-def test_bad_hparams_are_named(hparams, words):
-    with pytest.raises(ConfigError) as err:
-        resolve_hparams(hparams)
-    for word in words:
-        assert word in str(err.value)
 
 
 # ----- end to end -------------------------------------------------------------------------------
@@ -137,7 +99,7 @@ def test_init_from_an_original_release_checkpoint(data_dir, tmp_path):
     shapes.update(ref.pretraining_head_shapes(cfg, ref.generator_config(cfg, 0.5)["hidden_size"]))
     params = ref.random_original_params(shapes, 3)
     write_tf1_checkpoint(params, str(tmp_path / "model.ckpt"), global_step=1000, with_adam_slots=True)
-    run = trainer.Pretraining(tiny(data_dir, "from_original"), CPU, out=io.StringIO())
+    run = Pretraining(tiny(data_dir, "from_original"), CPU, out=io.StringIO())
     run.initialize_from(str(tmp_path))
     np.testing.assert_array_equal(run.model.discriminator.embeddings.word_embeddings.numpy(),
                                   params["electra/embeddings/word_embeddings"])
@@ -183,7 +145,7 @@ import io, json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 from tests.pretraining_data import TINY_HPARAMS
 hp = dict(TINY_HPARAMS, num_train_steps=3, iterations_per_loop=1, log_every_steps=1, num_warmup_steps=0)
@@ -222,9 +184,9 @@ def test_mixed_precision_training_steps(data_dir, policy):
     reference = trainer.train(tiny(data_dir, f"fp32_for_{policy}", **hp), CPU, out=io.StringIO())
     keras.mixed_precision.set_global_policy(policy)
     try:
-        run = trainer.Pretraining(tiny(data_dir, policy, **hp), CPU, out=io.StringIO())
+        run = Pretraining(tiny(data_dir, policy, **hp), CPU, out=io.StringIO())
         assert run.model.discriminator.embeddings.word_embeddings.dtype == "float32"
-        assert run.float16 == (policy == "mixed_float16")
+        assert run.loss_scale.enabled == (policy == "mixed_float16")
         result = trainer.train(tiny(data_dir, policy, **hp), CPU, out=io.StringIO())
     finally:
         keras.mixed_precision.set_global_policy("float32")

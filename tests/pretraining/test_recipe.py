@@ -12,7 +12,7 @@ import tensorflow as tf
 from convbert_tf import ConvBertConfig
 from convbert_tf.checkpoints import load_original_pretraining_checkpoint
 from convbert_tf.config import ConfigError
-from convbert_tf.pretraining import trainer
+from convbert_tf.pretraining import run as trainer
 from convbert_tf.pretraining.hparams import resolve_hparams
 from convbert_tf.models.electra import build_pretrainer
 from convbert_tf.models.electra_losses import per_example_gumbel_noise, sample_replacements

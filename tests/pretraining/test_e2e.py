@@ -8,7 +8,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT
 WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly hex jumbo boxes".split()
 
 

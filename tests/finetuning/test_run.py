@@ -12,12 +12,11 @@ import tensorflow as tf
 from convbert_tf.checkpoints import CheckpointError
 from convbert_tf.config import ConfigError
 from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
-from convbert_tf.finetuning.runner import run_finetuning
-from tests.finetuning_data import HPARAMS, VOCAB, write_chunk, write_pretrained, write_squad, write_sst
-from tests.tf1_checkpoint import write_tf1_checkpoint
-from tests import numpy_reference as ref
+from convbert_tf.finetuning.run import run_finetuning
+from finetuning_data import HPARAMS, VOCAB, write_chunk, write_pretrained, write_squad, write_sst
+from tf1_checkpoint import write_tf1_checkpoint
+import numpy_reference as ref
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = tf.distribute.OneDeviceStrategy("/cpu:0")
 
 
@@ -186,7 +185,7 @@ def test_trials_report_the_median_and_keep_only_the_last_weights(tmp_path):
 
 def test_bad_rows_stop_the_run_naming_the_line_unless_the_skip_hparam_is_set(tmp_path):
     """A malformed GLUE row is an error naming file and line whose advice works from --hparams."""
-    from convbert_tf.finetuning.runner import FinetuningRun
+    from convbert_tf.finetuning.run import FinetuningRun
     from convbert_tf.finetuning.examples import DataError
     from convbert_tf.finetuning.tasks.registry import get_task
 

@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf.distribute import WORKER_LOST_EXIT_CODE, get_strategy, worker_loss_cause, worker_lost_error
-from tests.pretraining_data import TINY_HPARAMS, write_data_dir
+from pretraining_data import TINY_HPARAMS, write_data_dir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT
 # How long the survivors may take to fail after a worker is lost (the heartbeat needs about 10 s).
 LOSS_BOUND_S = 120
 
@@ -134,7 +134,7 @@ def test_two_workers_train_and_only_the_chief_checkpoints(data_dir, tmp_path):
 
 @pytest.mark.slow  # end to end: CI runs it in the slow tier
 def test_two_workers_fine_tune_and_only_the_chief_writes_the_trials(tmp_path):
-    from tests.finetuning_data import HPARAMS, write_pretrained, write_sst
+    from finetuning_data import HPARAMS, write_pretrained, write_sst
     data_dir = str(tmp_path / "finetune")
     write_pretrained(data_dir)
     write_sst(data_dir, n_train=64, n_dev=32)

@@ -1,5 +1,6 @@
 """Dynamic loss scaling for float16 training in a custom loop (a no-op for other dtypes)."""
 
+import keras
 import tensorflow as tf
 
 # Start high, halve on every step with a non-finite gradient, double after this many good steps.
@@ -65,3 +66,8 @@ class DynamicLossScale(tf.Module):
         self.good_steps.assign(0)
         self.skipped_steps.assign_add(1)
         optimizer.iterations.assign_add(1)
+
+
+def loss_scale_for_global_policy() -> DynamicLossScale:
+    """Enabled when the Keras global dtype policy computes in float16 (--mixed_precision=float16)."""
+    return DynamicLossScale(keras.mixed_precision.global_policy().compute_dtype == "float16")

@@ -3,9 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from convbert_tf import loss_scale as loss_scale_lib
-from convbert_tf.loss_scale import DynamicLossScale
-from convbert_tf.optimization import AdamWeightDecay
+from convbert_tf.training import loss_scale as loss_scale_lib
+from convbert_tf.training.loss_scale import DynamicLossScale
+from convbert_tf.training.optimizer import AdamWeightDecay
 
 
 def test_skips_non_finite_steps_and_grows_after_good_ones(monkeypatch):

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convbert_tf.pretraining import trainer
-from tests.finetuning_data import HPARAMS as FINETUNING_HPARAMS
-from tests.finetuning_data import write_pretrained, write_sst
-from tests.pretraining_data import TINY_HPARAMS, write_data_dir
+from convbert_tf.pretraining import run as trainer
+from finetuning_data import HPARAMS as FINETUNING_HPARAMS
+from finetuning_data import write_pretrained, write_sst
+from pretraining_data import TINY_HPARAMS, write_data_dir
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from repo_paths import ROOT
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 # 24 steps, a checkpoint every 8, a log line every step. A kill from outside after step 9's
 # line has 7 steps (about half a second) to land before ckpt-16 is recorded.
