@@ -6,7 +6,6 @@ which calls `ProgressView.progress(event)`; other lines they print arrive throug
 
 from __future__ import annotations
 
-import re
 import sys
 
 from convbert_tf.training import progress
@@ -62,10 +61,7 @@ class ProgressView:
         self.stream.flush()
 
     def _line(self, line: str) -> None:
-        parsed = _parse_progress_line(line.strip())
-        if parsed:
-            self._show(*parsed, line.strip())
-        elif line.strip():
+        if line.strip():
             self._print(line.strip())
 
     def _show(self, step: int, total: int, losses: dict, eta: str, line: str) -> None:
@@ -84,24 +80,3 @@ class ProgressView:
         if keep:
             self._next_kept = step + max(1, total // 10)
         self.stream.flush()
-
-
-# A loop that prints `progress.format_line`'s lines instead of reporting events: the line read
-# back. Goes once both training loops report through `progress.report`.
-_LINE = re.compile(r"step (\d+)/(\d+) \| (.*)")
-_FIELD = re.compile(r"([a-z]+) (-?[0-9.]+(?:e[-+]?[0-9]+)?)(?: per example)?")
-_ETA = re.compile(r"ETA ([0-9:]+)")
-
-
-def _parse_progress_line(line: str):
-    """(step, total, {name: value}, eta text) of a printed progress line; None for another line."""
-    match = _LINE.fullmatch(line)
-    if not match:
-        return None
-    fields = {}
-    for part in match[3].split(" | "):
-        field = _FIELD.fullmatch(part.strip())
-        if field:
-            fields[field[1]] = float(field[2])
-    eta = _ETA.search(match[3])
-    return int(match[1]), int(match[2]), fields, eta[1] if eta else ""

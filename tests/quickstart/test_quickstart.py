@@ -168,16 +168,6 @@ def test_the_progress_view_shows_events_and_passes_other_lines():
     assert terminal.getvalue().endswith("\n")
 
 
-def test_the_progress_view_reads_printed_progress_lines_as_events():
-    """A loop that still prints its progress lines gives the same points as one reporting events."""
-    log = io.StringIO()
-    view = ProgressView(("loss",), stream=log)
-    view.write("step 3/9 | loss 0.6931 per example | 12.5 examples/s | ETA 0:00:07\nother")
-    view.close()
-    assert view.points == [(3, {"loss": 0.6931})]
-    assert log.getvalue() == "    step 3/9 | loss 0.6931 per example | 12.5 examples/s | ETA 0:00:07\n    other\n"
-
-
 def test_the_serving_program_finds_the_classifier_of_its_output_folder():
     paths = Paths("/runs/qs")
     assert os.path.join(paths.root, predict.SAVED_MODEL) == paths.classifier
