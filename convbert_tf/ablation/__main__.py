@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 
 from convbert_tf.ablation.variants import DEFAULT_VARIANTS
-from convbert_tf.distribute import MIXED_PRECISION, STRATEGIES
+from convbert_tf.training.distribute import MIXED_PRECISION, STRATEGIES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("corpus_dir", None, "Text files (one paragraph per line, one document per file): a vocab "

@@ -149,7 +149,7 @@ def main(*, strategy: str = "auto", tpu: str | None = None, tpu_zone: str | None
     Returns the exit code: 0 done, or 75 when SIGTERM stopped a run after a checkpoint (rerun the
     command to resume). Errors propagate (the entry point maps them to exit codes, `cli.errors`).
     """
-    from convbert_tf.distribute import get_strategy, set_mixed_precision
+    from convbert_tf.training.distribute import get_strategy, set_mixed_precision
     from convbert_tf.run_guard import PREEMPTED_EXIT_CODE
 
     settings = make_settings(log=lambda line: print(line, file=out, flush=True), **options)

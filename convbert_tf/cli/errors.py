@@ -24,7 +24,7 @@ import traceback
 
 from absl import app
 
-from convbert_tf.distribute import WORKER_LOST_EXIT_CODE
+from convbert_tf.training.distribute import WORKER_LOST_EXIT_CODE
 from convbert_tf.io import atomic_write_text
 
 USER_ERROR_EXIT_CODE = 1
@@ -40,7 +40,7 @@ KNOWN_ERRORS = {
     "ExportError": USER_ERROR_EXIT_CODE,  # the SavedModel export
     "DataError": USER_ERROR_EXIT_CODE,  # fine-tuning task data
     "BadRecordError": USER_ERROR_EXIT_CODE,  # convbert_tf.pretraining.records
-    "WorkerLostError": WORKER_LOST_EXIT_CODE,  # convbert_tf.distribute
+    "WorkerLostError": WORKER_LOST_EXIT_CODE,  # convbert_tf.training.distribute
 }
 BUILTIN_ERRORS = {FileExistsError: USER_ERROR_EXIT_CODE, FloatingPointError: NON_FINITE_EXIT_CODE}
 # Lines of a TensorFlow error message that locate the failing op rather than say what failed.

@@ -39,7 +39,7 @@ def main(argv, program: str = "run_finetuning.py"):
     no_extra_arguments(argv)
     logging.set_verbosity(logging.WARNING)
     with exit_on_error(program, "fine-tuning", f"--data_dir {FLAGS.data_dir}") as operation:
-        from convbert_tf.distribute import worker_lost_error
+        from convbert_tf.training.distribute import worker_lost_error
         from convbert_tf.finetuning.hparams import resolve_finetuning_hparams
         from convbert_tf.finetuning.run import run_finetuning
 

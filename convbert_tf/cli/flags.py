@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags
 
-from convbert_tf.distribute import DEFAULT_COLLECTIVE_TIMEOUT_S, MIXED_PRECISION, STRATEGIES
+from convbert_tf.training.distribute import DEFAULT_COLLECTIVE_TIMEOUT_S, MIXED_PRECISION, STRATEGIES
 
 TPU_HELP = "TPU name, 'local', or grpc:// address."
 COLLECTIVE_TIMEOUT_HELP = (
@@ -50,7 +50,7 @@ def define_run_flags(flag_values=flags.FLAGS, *, tpu_help: str = TPU_HELP, colle
 
 def strategy_from_flags(flag_values=flags.FLAGS):
     """The tf.distribute strategy the run flags ask for, with the Keras dtype policy set for it."""
-    from convbert_tf.distribute import get_strategy, set_mixed_precision
+    from convbert_tf.training.distribute import get_strategy, set_mixed_precision
 
     strategy = get_strategy(flag_values.strategy, flag_values.tpu, flag_values.tpu_zone, flag_values.gcp_project,
                             collective_timeout_s=flag_values.collective_timeout_s)

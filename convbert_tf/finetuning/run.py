@@ -15,7 +15,7 @@ import tensorflow as tf
 from convbert_tf.checkpoints import CONFIG_FILENAME, random_state_variables
 from convbert_tf.config import ConfigError
 from convbert_tf.data.tokenization import BertTokenizer
-from convbert_tf.distribute import is_chief
+from convbert_tf.training.distribute import is_chief
 from convbert_tf.finetuning import outputs as outputs_lib
 from convbert_tf.finetuning.examples import DataError, DataStats, stack_model_inputs
 from convbert_tf.finetuning.export import export_task

@@ -18,7 +18,7 @@ from convbert_tf.checkpoints import (CheckpointError, load_original_pretraining_
                                      resolve_checkpoint_prefix)
 from convbert_tf.config import ConfigError
 from convbert_tf.data import tokenization
-from convbert_tf.distribute import is_chief, is_multi_worker
+from convbert_tf.training.distribute import is_chief, is_multi_worker
 from convbert_tf.pretraining import input_pipeline
 from convbert_tf.pretraining.hparams import PretrainingHParams
 from convbert_tf.pretraining.masking import mask_tokens

@@ -17,7 +17,7 @@ from convbert_tf import io
 from convbert_tf import metrics as metrics_lib
 from convbert_tf.checkpoints import CONFIG_FILENAME, CheckpointError, save_original_checkpoint
 from convbert_tf.config import ConfigError, ConvBertConfig
-from convbert_tf.distribute import is_chief, worker_lost_error
+from convbert_tf.training.distribute import is_chief, worker_lost_error
 from convbert_tf.export import export_encoder
 from convbert_tf.pretraining import input_pipeline, records
 from convbert_tf.pretraining.components import Pretraining

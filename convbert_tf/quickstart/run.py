@@ -59,7 +59,7 @@ class Quickstart:
         begun = time.perf_counter()
         results = {"corpus": self.step(1, "corpus", "Corpus", self.corpus)}
         print("\nloading TensorFlow ...", flush=True)
-        from convbert_tf.distribute import get_strategy, set_mixed_precision  # the run's one TensorFlow import
+        from convbert_tf.training.distribute import get_strategy, set_mixed_precision  # the run's one TensorFlow import
 
         self.strategy = get_strategy("auto")
         set_mixed_precision("auto", self.strategy)

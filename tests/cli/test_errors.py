@@ -14,7 +14,7 @@ from absl import app
 
 from convbert_tf.cli import errors as cli_errors
 from convbert_tf.config import ConfigError
-from convbert_tf.distribute import WORKER_LOST_EXIT_CODE, WorkerLostError
+from convbert_tf.training.distribute import WORKER_LOST_EXIT_CODE, WorkerLostError
 from convbert_tf.pretraining.records import BadRecordError
 from repo_paths import ROOT
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from convbert_tf.distribute import WORKER_LOST_EXIT_CODE, get_strategy, worker_loss_cause, worker_lost_error
+from convbert_tf.training.distribute import WORKER_LOST_EXIT_CODE, get_strategy, worker_loss_cause, worker_lost_error
 from pretraining_data import TINY_HPARAMS, write_data_dir
 
 from repo_paths import ROOT
