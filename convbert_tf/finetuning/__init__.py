@@ -8,3 +8,4 @@ shared loop) and run.py (`run_finetuning`: trials, resume, scoring, outputs, exp
 
 May import the model side (config, encoder, layers, models, checkpoints), data/, training/ and io;
 imported by the cli, the quickstart and the ablation, never by the model side.
+"""

@@ -7,3 +7,4 @@ components.py (`Pretraining`: models, optimizer, checkpoint and compiled steps o
 
 May import the model side (config, encoder, layers, models, checkpoints), data/, training/ and io;
 imported by the cli, the quickstart and the ablation, never by the model side.
+"""
