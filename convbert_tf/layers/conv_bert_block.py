@@ -117,7 +117,7 @@ def dropout_residual_layer_norm(dropout, norm, x, residual, training):
     """
     if training and dropout.rate > 0 and dropout.noise_shape is None and norm.fuses(len(x.shape)):
         output = ops.dropout_add_layer_norm(
-            x, residual, keras.ops.convert_to_tensor(norm.gamma), keras.ops.convert_to_tensor(norm.beta), norm.epsilon,
+            x, residual, ops.read(norm.gamma), ops.read(norm.beta), norm.epsilon,
             dropout.rate, ops.dropout_seed(dropout))
         return keras.ops.cast(output, norm.compute_dtype)
     return norm(residual + ops.dropout(dropout, x, training))

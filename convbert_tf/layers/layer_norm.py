@@ -27,6 +27,6 @@ use Keras's own normalization.
     def call(self, inputs):
         if not self.fuses(len(inputs.shape)):
             return super().call(inputs)
-        outputs = ops.layer_norm(inputs, keras.ops.convert_to_tensor(self.gamma), keras.ops.convert_to_tensor(self.beta),
+        outputs = ops.layer_norm(inputs, ops.read(self.gamma), ops.read(self.beta),
                                  self.epsilon)
         return keras.ops.cast(outputs, self.compute_dtype)

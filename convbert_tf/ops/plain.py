@@ -1,5 +1,5 @@
 """The plain math of the elementwise ops in keras.ops, used on the jax and torch backends (where
-jax.jit / torch.compile do the fusing), and the three primitives whose keras.ops lowering on
+jax.jit / torch.compile do the fusing), and the primitives whose keras.ops lowering on
 tensorflow is not the TensorFlow op the layers have always run there.
 
 Legend: W the activated width.
@@ -21,12 +21,15 @@ if TENSORFLOW:
     import tensorflow as tf
 
     einsum, matmul, take = tf.einsum, tf.matmul, tf.gather
+    read = tf.convert_to_tensor  # a variable's value as a tensor (custom gradients take no variables)
 else:
     einsum, matmul = keras.ops.einsum, keras.ops.matmul
 
     def take(params, indices):
         """Rows `indices` of `params` (axis 0), as tf.gather."""
         return keras.ops.take(params, indices, axis=0)
+
+    read = keras.ops.convert_to_tensor
 
 
 def gelu(x):
