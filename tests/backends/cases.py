@@ -6,7 +6,8 @@ need none of it); then, TensorFlow unblocked, the checkpoints are written and re
 
 Checks, each against the NumPy twins of tests/numpy_reference.py to 1e-5 in float32 (an
 AssertionError fails the run): the encoder for a few configs, the span convolution and the mixed
-attention, the MLM and replaced-token heads; the `.keras` round trip; on jax, a jax.jit-compiled
+attention, the MLM and replaced-token heads; the weight gradients (compared across backends);
+the `.keras` round trip; on jax, a jax.jit-compiled
 stateless call. Writes OUT/outputs.npz (the outputs, for the comparison across backends) and OUT's
 checkpoints in both layouts; with TF_OUT (the tensorflow run's OUT) it also loads that run's files.
 """
@@ -107,6 +108,44 @@ def check_heads(outputs):
         outputs[f"qa_{key}"] = numpy(value)
 
 
+def gradients(encoder, batch, probe):
+    """{variable path: d sum(sequence_output * probe) / d variable} by the backend's own autodiff
+    (training=False: no dropout, so every backend differentiates the same function)."""
+    backend = keras.backend.backend()
+    variables = encoder.trainable_variables
+    if backend == "jax":
+        import jax
+
+        def loss(trainable):
+            outputs, _ = encoder.stateless_call(trainable, [v.value for v in encoder.non_trainable_variables],
+                                                batch, training=False)
+            return (outputs["sequence_output"] * probe).sum()
+
+        grads = jax.grad(loss)([v.value for v in variables])
+    elif backend == "torch":
+        encoder.zero_grad()
+        (encoder(batch, training=False)["sequence_output"] * keras.ops.convert_to_tensor(probe)).sum().backward()
+        grads = [v.value.grad for v in variables]
+    else:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(encoder(batch, training=False)["sequence_output"] * probe)
+        grads = tape.gradient(loss, variables)
+    return {v.path: numpy(g) for v, g in zip(variables, grads)}
+
+
+def check_gradients(outputs):
+    """The encoder's weight gradients, compared across backends by test_backends.py."""
+    config = tiny_config(conv_kernel_size=5, linear_groups=2)
+    encoder, _ = encoder_with_params(config, seed=13)
+    batch = tensors(padded_batch(config))
+    probe = np.random.default_rng(14).normal(size=(3, 12, config.hidden_size)).astype(np.float32)
+    for path, grad in gradients(encoder, batch, probe).items():
+        assert np.all(np.isfinite(grad)), path
+        outputs[f"grad_{path}"] = grad
+
+
 def check_saving(out):
     """`encoder.save(x.keras)` and `keras.saving.load_model` give back the same outputs."""
     config = tiny_config(linear_groups=2)
@@ -160,6 +199,7 @@ def main(out, tf_out=None):
     check_encoders(outputs)
     check_attention(outputs)
     check_heads(outputs)
+    check_gradients(outputs)
     check_saving(out)
     if keras.backend.backend() == "jax":
         check_jax_jit()

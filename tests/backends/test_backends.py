@@ -44,8 +44,9 @@ def test_backend_outputs_match_tensorflow(runs, backend):
     for key in reference.files:
         if key.endswith("_index"):
             np.testing.assert_array_equal(outputs[key], reference[key], err_msg=key)
-        else:
-            np.testing.assert_allclose(outputs[key], reference[key], atol=ATOL, rtol=0, err_msg=key)
+        else:  # gradients reach |g| ~ 25: float32 sums agree to 1e-5 of the largest entry
+            scale = max(1.0, float(np.max(np.abs(reference[key])))) if key.startswith("grad_") else 1.0
+            np.testing.assert_allclose(outputs[key], reference[key], atol=ATOL * scale, rtol=0, err_msg=key)
 
 
 def test_jax_written_checkpoints_load_on_tensorflow(runs):
