@@ -88,7 +88,7 @@ class QuestionAnsweringHead(keras.layers.Layer):
         if not self.joint_prediction:
             outputs["end_logits"] = self._logits(self.end_dense, sequence_output) - penalty
         elif training:
-            start_states = keras.ops.take_along_axis(hidden, start_positions[:, None, None], axis=1)[:, 0]  # [B, D]
+            start_states = ops.take_rows(hidden, start_positions)  # [B, D]
             outputs["end_logits"] = self._end_logits(start_states, hidden) - penalty  # [B, T]
         else:
             outputs.update(self._beam(start_logits, hidden, penalty))
@@ -114,7 +114,7 @@ class QuestionAnsweringHead(keras.layers.Layer):
         """Inference of the joint head: the top-K starts, and for each the top-K ends (K = beam size)."""
         start_log_probs = keras.ops.log_softmax(start_logits)  # [B, T]
         top_log_probs, top_index = keras.ops.top_k(start_log_probs, k=self.beam_size)  # [B, K]
-        start_states = keras.ops.take_along_axis(hidden, top_index[:, :, None], axis=1)  # [B, K, D]
+        start_states = ops.take_rows(hidden, top_index)  # [B, K, D]
         end_logits = self._end_logits(start_states, hidden)  # [B, K, T]
         end_log_probs = keras.ops.log_softmax(end_logits - penalty[:, None])  # [B, K, T]
         end_top_log_probs, end_top_index = keras.ops.top_k(end_log_probs, k=self.beam_size)  # [B, K, K]

@@ -7,7 +7,7 @@ Backend-neutral (keras.ops; import on every Keras backend, no TensorFlow needed)
 - `shifted.py`: the span convolution's window sum and the key's depthwise convolution as K
   shifted slices (jax.jit fuses them; on tensorflow they are the fused ops' forwards).
 - `plain.py`: GELU, bias + GELU and dropout as plain math for jax and torch, and the primitives
-  (`einsum`, `matmul`, `take`, `read`) that stay TensorFlow's own ops on tensorflow.
+  (`einsum`, `matmul`, `take`, `take_rows`, `read`) that stay TensorFlow's own ops on tensorflow.
 - `switches.py`: `without_xla()` and `reference_math()`, the switches of the fused paths.
 
 TensorFlow only (imported only when keras.backend.backend() == "tensorflow"):
@@ -23,7 +23,7 @@ are the package's interface (`ops.gelu(...)`).
 """
 
 from convbert_tf.ops.masks import MASKED_SCORE, attention_bias_from_padding_mask, scaled_softmax
-from convbert_tf.ops.plain import TENSORFLOW, einsum, matmul, read, take
+from convbert_tf.ops.plain import TENSORFLOW, einsum, matmul, read, take, take_rows
 from convbert_tf.ops.switches import (REFERENCE_PARTS, reference_math, reference_math_active, without_xla,
                                       xla_fusion_allowed)
 from convbert_tf.ops.tensors import LAYER_NORM_EPSILON, shape_list, upcast_half
@@ -42,7 +42,7 @@ else:
 _NEUTRAL = ["LAYER_NORM_EPSILON", "MASKED_SCORE", "REFERENCE_PARTS", "TENSORFLOW", "attention_bias_from_padding_mask",
             "bias_gelu", "depthwise_conv1d", "dropout", "einsum", "gelu", "in_xla_compilation", "matmul",
             "read", "reference_math", "reference_math_active", "scaled_softmax", "shape_list", "shifted_window_sum",
-            "take", "unfold_windows", "upcast_half", "without_xla", "xla_fusion_allowed"]
+            "take", "take_rows", "unfold_windows", "upcast_half", "without_xla", "xla_fusion_allowed"]
 _TENSORFLOW_ONLY = ["RNG_ALGORITHM", "dropout_add_layer_norm", "dropout_keep_mask", "dropout_seed", "fused_op",
                     "host_has_accelerator", "layer_norm", "masked_softmax_dropout"]
 __all__ = _NEUTRAL + (_TENSORFLOW_ONLY if TENSORFLOW else [])

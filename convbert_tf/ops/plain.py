@@ -21,6 +21,11 @@ if TENSORFLOW:
     import tensorflow as tf
 
     einsum, matmul, take = tf.einsum, tf.matmul, tf.gather
+
+    def take_rows(params, indices):
+        """params [B, T, ...] at indices [B] or [B, K] along T, per batch row: [B, ...] or [B, K, ...]."""
+        return tf.gather(params, indices, batch_dims=1)
+
     read = tf.convert_to_tensor  # a variable's value as a tensor (custom gradients take no variables)
 else:
     einsum, matmul = keras.ops.einsum, keras.ops.matmul
@@ -28,6 +33,13 @@ else:
     def take(params, indices):
         """Rows `indices` of `params` (axis 0), as tf.gather."""
         return keras.ops.take(params, indices, axis=0)
+
+    def take_rows(params, indices):
+        """params [B, T, ...] at indices [B] or [B, K] along T, per batch row: [B, ...] or [B, K, ...]."""
+        index = keras.ops.reshape(indices, (-1, 1 if len(indices.shape) == 1 else indices.shape[1])
+                                  + (1,) * (len(params.shape) - 2))
+        rows = keras.ops.take_along_axis(params, index, axis=1)  # [B, 1 or K, ...]
+        return rows[:, 0] if len(indices.shape) == 1 else rows
 
     read = keras.ops.convert_to_tensor
 
