@@ -1,5 +1,5 @@
 """The model on the tensorflow, jax and torch Keras backends: tests/backends/cases.py run once per
-backend in its own process (NumPy twins, `.keras` round trip, jax.jit, checkpoints; TensorFlow
+backend, jax and torch each in its own process (NumPy twins, `.keras` round trip, jax.jit, checkpoints; TensorFlow
 blocked while the model is imported and run), then the backends' outputs compared with each other
 and the jax-written checkpoints read here, on tensorflow.
 """
@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from convbert_tf import load_encoder, load_original_checkpoint
+from tests.backends import cases
 from tests.backends.cases import ATOL, encoder_with_params
 from tiny_configs import padded_batch, tiny_config
 
@@ -22,12 +23,12 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """{backend: its output folder}, after cases.py passed on each (tensorflow first: the others
-    read its checkpoints)."""
+    """{backend: its output folder}, after cases.py passed on each (tensorflow first, here: the
+    others read its checkpoints)."""
     root = tmp_path_factory.mktemp("backends")
-    folders = {}
-    for backend in BACKENDS:
-        folders[backend] = str(root / backend)
+    folders = {backend: str(root / backend) for backend in BACKENDS}
+    cases.main(folders["tensorflow"])  # this process's backend
+    for backend in BACKENDS[1:]:
         env = dict(os.environ, KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")
         result = subprocess.run([sys.executable, CASES, folders[backend], folders["tensorflow"]], env=env,
                                 capture_output=True, text=True, timeout=600)
