@@ -11,10 +11,10 @@ import os as _os
 
 from convbert_tf.cpu_defaults import set_cpu_defaults as _set_cpu_defaults
 
+_set_cpu_defaults(_os.environ)  # before TensorFlow is first imported (oneDNN on x86 CPUs)
 if _os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
     from convbert_tf.cli.quiet import import_tensorflow_quietly as _import_tensorflow_quietly
 
-    _set_cpu_defaults(_os.environ)  # before TensorFlow is first imported (oneDNN on x86 CPUs)
     _import_tensorflow_quietly()  # TensorFlow's C++ start-up lines off stderr (CONVBERT_TF_VERBOSE=1 shows them)
 
 from convbert_tf.config import ConfigError, ConvBertConfig

@@ -12,7 +12,8 @@ from convbert_tf.ops.shifted import pad_length as _pad_length
 from convbert_tf.ops.shifted import static_odd_kernel_size
 from convbert_tf.ops.shifted import window_sum as _window_sum_forward
 from convbert_tf.ops.tensors import upcast_half
-from convbert_tf.ops.xla import fused_op, xla_fusion_allowed
+from convbert_tf.ops.switches import xla_fusion_allowed
+from convbert_tf.ops.xla import fused_op
 
 
 # ----- the span convolution without the unfold -------------------------------------------------

@@ -1,5 +1,5 @@
-"""The machinery of the fused ops: when XLA may compile them, the fused-op factory, the random
-generator for draws compiled by XLA. TensorFlow only.
+"""The machinery of the fused ops: whether XLA compiles what is traced, the fused-op factory, the
+random generator for draws compiled by XLA. TensorFlow only.
 
 On CPU, TensorFlow runs an elementwise chain such as GELU's erf form (or its gradient) as one
 kernel per operation, each reading and writing the whole tensor. Compiled by XLA, the chain
@@ -15,9 +15,6 @@ import functools
 
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
-
-from convbert_tf.ops.switches import (REFERENCE_PARTS, reference_math, reference_math_active,  # noqa: F401
-                                      without_xla, xla_fusion_allowed)
 
 
 def compiled(fn):
