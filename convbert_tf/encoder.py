@@ -4,7 +4,6 @@ Legend: B batch, T length, E embedding width, D hidden, L layers.
 """
 
 import keras
-import tensorflow as tf
 
 from convbert_tf.config import ConvBertConfig, load_config
 from convbert_tf.layers.conv_bert_embeddings import ConvBertEmbeddings
@@ -92,10 +91,10 @@ class ConvBertEncoder(keras.Model):
         input_ids = inputs["input_ids"]
         input_mask = inputs.get("input_mask")
         if input_mask is None:
-            input_mask = tf.ones_like(input_ids)
+            input_mask = keras.ops.ones_like(input_ids)
         segment_ids = inputs.get("segment_ids")
         if segment_ids is None:
-            segment_ids = tf.zeros_like(input_ids)
+            segment_ids = keras.ops.zeros_like(input_ids)
 
         hidden = self.embeddings(input_ids, segment_ids, training=training)  # [B, T, E]
         if self.embeddings_project is not None:

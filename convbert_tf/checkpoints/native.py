@@ -1,13 +1,21 @@
 """This project's TF2 layout: an object checkpoint with the encoder under `encoder`, and the
-encoder's config.json beside it."""
+encoder's config.json beside it.
+
+On tensorflow the encoder itself is the checkpointed object. On jax and torch the same file is
+written from a tree of tf.Modules holding the weights as NumPy (the keys of
+`names.native_variable_map`) and read back through TensorFlow's checkpoint reader, so one file
+serves every backend.
+"""
 
 from __future__ import annotations
 
 import os
 
+import keras
 import tensorflow as tf
 
 from convbert_tf.checkpoints.files import CheckpointError, resolve_checkpoint_prefix, staged_checkpoint
+from convbert_tf.checkpoints.names import native_variable_map
 from convbert_tf.config import load_config
 from convbert_tf.encoder import ConvBertEncoder
 
@@ -31,7 +39,7 @@ def save_encoder(encoder: ConvBertEncoder, directory: str, step: int = 0) -> str
     """
     final_prefix = os.path.join(os.path.abspath(directory), f"ckpt-{step}")
     with staged_checkpoint(final_prefix, companions=(CONFIG_FILENAME,)) as tmp_prefix:
-        tf.train.Checkpoint(encoder=encoder).write(tmp_prefix)
+        tf.train.Checkpoint(encoder=_checkpointable(encoder)).write(tmp_prefix)
         encoder.config.to_json_file(os.path.join(os.path.dirname(tmp_prefix), CONFIG_FILENAME))
     return final_prefix
 
@@ -71,9 +79,42 @@ def load_encoder(checkpoint_path: str, config=None) -> ConvBertEncoder:
         raise CheckpointError(
             f"checkpoint {prefix} has no 'encoder' object; if it is an original-release (TF1) "
             "checkpoint, use load_original_checkpoint or `python -m convbert_tf.convert`")
+    if keras.backend.backend() != "tensorflow":
+        _read_as_numpy(encoder, prefix, available)
+        return encoder
     try:
         status = tf.train.Checkpoint(encoder=encoder).read(prefix)
         status.expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
         raise CheckpointError(f"checkpoint {prefix} does not match the encoder config: {e}") from None
     return encoder
+
+
+def _checkpointable(encoder):
+    """The encoder on tensorflow; elsewhere a tree of tf.Modules whose attribute paths and
+    tf.Variables (NumPy copies of the weights) give the same checkpoint keys."""
+    if keras.backend.backend() == "tensorflow":
+        return encoder
+    root = tf.Module()
+    for key, variable in native_variable_map(encoder).items():
+        *scopes, leaf = key.split("/")[1:-2]  # without "encoder/" and "/.ATTRIBUTES/VARIABLE_VALUE"
+        node = root
+        for scope in scopes:
+            if not hasattr(node, scope):
+                setattr(node, scope, tf.Module())
+            node = getattr(node, scope)
+        setattr(node, leaf, tf.Variable(keras.ops.convert_to_numpy(variable)))
+    return root
+
+
+def _read_as_numpy(encoder, prefix, available):
+    """Assigns every encoder weight from the checkpoint's NumPy values (jax and torch backends)."""
+    variables = native_variable_map(encoder)
+    wrong = sorted(f"{key}: {list(available.get(key, []))} vs {list(v.shape)}" for key, v in variables.items()
+                   if tuple(available.get(key, ())) != tuple(v.shape))
+    if wrong:
+        raise CheckpointError(f"checkpoint {prefix} does not match the encoder config: "
+                              + "; ".join(wrong[:12]) + (" ..." if len(wrong) > 12 else ""))
+    reader = tf.train.load_checkpoint(prefix)
+    for key, variable in variables.items():
+        variable.assign(reader.get_tensor(key).astype(variable.dtype))

@@ -1,8 +1,9 @@
 """The original release's TF1 checkpoint layout, read and written.
 
-The original release's variable names (`electra/encoder/layer_3/attention/self/conv_attn_key/
-depthwise_kernel`, `.../intermediate/g_dense/kernel`, ...) are mapped to this project's layers in
-one place, `original_variable_map` and the two head maps; nothing else in the package knows them.
+The original release's variable names are mapped to this project's layers in names.py. Files are
+read with TensorFlow's checkpoint reader as NumPy arrays and assigned to the Keras variables, and
+written from NumPy, so the same files load into the model on every Keras backend (TensorFlow
+itself must be importable to read or write them).
 """
 
 from __future__ import annotations
@@ -13,100 +14,16 @@ import re
 import numpy as np
 import tensorflow as tf
 
+import keras
+
 from convbert_tf.checkpoints.files import CheckpointError, resolve_checkpoint_prefix, staged_checkpoint
+from convbert_tf.checkpoints.names import (DISCRIMINATOR_SCOPE, GENERATOR_SCOPE, original_variable_map,
+                                           pretraining_variable_map)
 from convbert_tf.config import load_config
 from convbert_tf.encoder import ConvBertEncoder
 from convbert_tf.layers.masked_lm_head import MaskedLMHead
 from convbert_tf.layers.replaced_token_detection_head import ReplacedTokenDetectionHead
 from convbert_tf.models.electra import PretrainingModels, build_discriminator_head, build_generator
-
-DISCRIMINATOR_SCOPE = "electra"
-GENERATOR_SCOPE = "generator"
-
-
-# ----- the name map ----------------------------------------------------------------------------
-
-
-def _dense(scope, layer):
-    return {f"{scope}/kernel": layer.kernel, f"{scope}/bias": layer.bias}
-
-
-def _layer_norm(scope, layer):
-    return {f"{scope}/beta": layer.beta, f"{scope}/gamma": layer.gamma}
-
-
-def original_variable_map(encoder: ConvBertEncoder, scope: str = DISCRIMINATOR_SCOPE,
-                          include_embeddings: bool = True) -> dict:
-    """{original TF1 variable name: Keras variable} for an encoder.
-
-    Args:
-      encoder: a built ConvBertEncoder.
-      scope: 'electra' for the discriminator, 'generator' for the ELECTRA generator.
-      include_embeddings: whether to include the embedding tables, which always live under
-        `electra/embeddings` (the generator shares the discriminator's).
-    """
-    names = {}
-    if include_embeddings:
-        emb = encoder.embeddings
-        names.update({
-            "electra/embeddings/word_embeddings": emb.word_embeddings,
-            "electra/embeddings/token_type_embeddings": emb.token_type_embeddings,
-            "electra/embeddings/position_embeddings": emb.position_embeddings,
-        })
-        names.update(_layer_norm("electra/embeddings/LayerNorm", emb.layer_norm))
-    if encoder.embeddings_project is not None:
-        names.update(_dense(f"{scope}/embeddings_project", encoder.embeddings_project))
-    for i, block in enumerate(encoder.blocks):
-        prefix = f"{scope}/encoder/layer_{i}"
-        attention = block.attention
-        for part, layer in (("query", attention.query_dense), ("key", attention.key_dense),
-                            ("value", attention.value_dense)):
-            names.update(_dense(f"{prefix}/attention/self/{part}", layer))
-        if attention.span_conv is not None:
-            conv = attention.span_conv
-            names.update({
-                f"{prefix}/attention/self/conv_attn_key/depthwise_kernel": conv.key_conv.depthwise_kernel,
-                f"{prefix}/attention/self/conv_attn_key/pointwise_kernel": conv.key_conv.pointwise_kernel,
-                f"{prefix}/attention/self/conv_attn_key/bias": conv.key_conv.bias,
-            })
-            names.update(_dense(f"{prefix}/attention/self/conv_attn_kernel", conv.kernel_dense))
-            names.update(_dense(f"{prefix}/attention/self/conv_attn_point", conv.value_dense))
-        names.update(_dense(f"{prefix}/attention/output/dense", attention.output_dense))
-        names.update(_layer_norm(f"{prefix}/attention/output/LayerNorm", block.attention_layer_norm))
-        ffn = "dense" if block.linear_groups == 1 else "g_dense"
-        names.update(_dense(f"{prefix}/intermediate/{ffn}", block.intermediate))
-        names.update(_dense(f"{prefix}/output/{ffn}", block.output_dense))
-        names.update(_layer_norm(f"{prefix}/output/LayerNorm", block.output_layer_norm))
-    return names
-
-
-def generator_head_variable_map(head: MaskedLMHead) -> dict:
-    """{original name: variable} for the generator's MLM head (`generator_predictions`)."""
-    names = _dense("generator_predictions/dense", head.dense)
-    names.update(_layer_norm("generator_predictions/LayerNorm", head.layer_norm))
-    names["generator_predictions/output_bias"] = head.output_bias
-    return names
-
-
-def discriminator_head_variable_map(head: ReplacedTokenDetectionHead) -> dict:
-    """{original name: variable} for the discriminator's head (`discriminator_predictions`)."""
-    names = _dense("discriminator_predictions/dense", head.dense)
-    names.update(_dense("discriminator_predictions/dense_1", head.dense_1))
-    return names
-
-
-def pretraining_variable_map(discriminator: ConvBertEncoder, generator: ConvBertEncoder | None = None,
-                             generator_head: MaskedLMHead | None = None,
-                             discriminator_head: ReplacedTokenDetectionHead | None = None) -> dict:
-    """{original name: variable} for the discriminator and whichever pretraining networks are given."""
-    names = original_variable_map(discriminator)
-    if generator is not None:
-        names.update(original_variable_map(generator, GENERATOR_SCOPE, include_embeddings=False))
-    if generator_head is not None:
-        names.update(generator_head_variable_map(generator_head))
-    if discriminator_head is not None:
-        names.update(discriminator_head_variable_map(discriminator_head))
-    return names
 
 
 def _holds_original_names(names) -> bool:
@@ -232,7 +149,7 @@ def save_original_checkpoint(encoder: ConvBertEncoder, checkpoint_prefix: str, *
     if os.path.exists(prefix + ".index") and not overwrite:
         raise FileExistsError(f"checkpoint {prefix} exists; pass overwrite=True to replace it")
     variable_map = pretraining_variable_map(encoder, generator, generator_head, discriminator_head)
-    values = {name: v.numpy() for name, v in variable_map.items()}
+    values = {name: keras.ops.convert_to_numpy(v) for name, v in variable_map.items()}
     values["global_step"] = np.array(global_step, np.int64)
     names = sorted(values)
     with staged_checkpoint(prefix) as tmp_prefix:

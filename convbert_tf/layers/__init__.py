@@ -2,6 +2,9 @@
 included (MLM, replaced-token detection, classification, question answering, tagging).
 `activations.py` and `initializers.py` hold the small non-layer helpers they share.
 
+Written in keras.ops, so they run unchanged on the tensorflow, jax and torch backends; the
+TensorFlow/XLA fused paths (`convbert_tf.ops`) are taken only when the backend is tensorflow.
+
 Imports only `convbert_tf.ops` and `convbert_tf.config`; imported by the encoder, the models,
 the checkpoint converter, fine-tuning and benchmarks/.
 """

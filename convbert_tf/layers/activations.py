@@ -1,13 +1,13 @@
 """Activations by the names the original config uses; GELU is the exact (erf) form."""
 
-import tensorflow as tf
+import keras
 
 from convbert_tf import ops
 
 # Exact GELU, x * 0.5 * (1 + erf(x / sqrt(2))), as the original release computes it; XLA-fused.
 gelu = ops.gelu
 
-_ACTIVATIONS = {"gelu": gelu, "relu": tf.nn.relu, "tanh": tf.tanh, "linear": None}
+_ACTIVATIONS = {"gelu": gelu, "relu": keras.ops.relu, "tanh": keras.ops.tanh, "linear": None}
 
 
 def get_activation(name):

@@ -4,7 +4,6 @@ Legend: B batch, T length, D hidden, I intermediate width, G groups.
 """
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION
@@ -111,14 +110,14 @@ class ConvBertBlock(keras.layers.Layer):
 def dropout_residual_layer_norm(dropout, norm, x, residual, training):
     """norm(residual + dropout(x)) for a built Dropout and LayerNorm, [..., W].
 
-    In training with dropout on (and the norm's fused path applicable), one fused op each way:
+    In training with dropout on (and the norm's fused path applicable: tensorflow only), one fused op each way:
     `ops.dropout_add_layer_norm`, with the mask drawn inside the loop and the sum taken in
     float32. Otherwise, and under `ops.reference_math()`, the layers are simply called (the
     dropout through `ops.dropout`).
     """
     if training and dropout.rate > 0 and dropout.noise_shape is None and norm.fuses(len(x.shape)):
         output = ops.dropout_add_layer_norm(
-            x, residual, tf.convert_to_tensor(norm.gamma), tf.convert_to_tensor(norm.beta), norm.epsilon,
+            x, residual, ops.read(norm.gamma), ops.read(norm.beta), norm.epsilon,
             dropout.rate, ops.dropout_seed(dropout))
-        return tf.cast(output, norm.compute_dtype)
+        return keras.ops.cast(output, norm.compute_dtype)
     return norm(residual + ops.dropout(dropout, x, training))

@@ -4,7 +4,6 @@ Legend: B batch, T length, E embedding width, V vocab size.
 """
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.layers.initializers import truncated_normal
@@ -66,11 +65,11 @@ class ConvBertEmbeddings(keras.layers.Layer):
         if length is not None and length > self.max_position_embeddings:
             raise ValueError(f"sequence length {length} exceeds max_position_embeddings "
                              f"({self.max_position_embeddings}); truncate the inputs")
-        dynamic_length = tf.shape(input_ids)[1]
-        words = tf.gather(self.word_embeddings, input_ids)  # [B, T, E]
-        segments = tf.gather(self.token_type_embeddings, segment_ids)  # [B, T, E]
+        dynamic_length = ops.shape_list(input_ids)[1]
+        words = ops.take(self.word_embeddings, input_ids)  # [B, T, E]
+        segments = ops.take(self.token_type_embeddings, segment_ids)  # [B, T, E]
         positions = self.position_embeddings[:dynamic_length if length is None else length]  # [T, E]
-        embeddings = tf.cast(words + segments + positions[None], self.compute_dtype)  # [B, T, E]
+        embeddings = keras.ops.cast(words + segments + positions[None], self.compute_dtype)  # [B, T, E]
         embeddings = self.layer_norm(embeddings)
         return ops.dropout(self.dropout, embeddings, training)
 

@@ -4,7 +4,6 @@ Legend: B batch, T length, G groups, I input width, O output width.
 """
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.layers.activations import get_activation
@@ -55,29 +54,29 @@ class GroupedDense(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
     def call(self, inputs):
-        kernel = tf.cast(self.kernel, self.compute_dtype)
+        kernel = keras.ops.cast(self.kernel, self.compute_dtype)
         in_width = inputs.shape[-1]
         # Leading dimensions flattened into one matrix: the gradient of an einsum written with
         # "..." is an order of magnitude slower on CPU than a plain matmul.
-        flat = tf.reshape(inputs, [-1, in_width])  # [N, I]
+        flat = keras.ops.reshape(inputs, [-1, in_width])  # [N, I]
         if self.groups == 1:
-            outputs = tf.matmul(flat, kernel)  # [N, O]
+            outputs = ops.matmul(flat, kernel)  # [N, O]
         else:
             # G plain matmuls: forward + backward ~10 % faster on CPU (2,048 x 384 <-> 1,536, G 2)
             # than one batched einsum, which transposes [N, G, I/G] to [G, N, I/G] and back.
-            chunks = tf.split(flat, self.groups, axis=-1)  # G x [N, I/G]
-            outputs = tf.concat([tf.matmul(chunk, kernel[g]) for g, chunk in enumerate(chunks)], -1)  # [N, O]
+            chunks = keras.ops.split(flat, self.groups, axis=-1)  # G x [N, I/G]
+            outputs = keras.ops.concatenate([ops.matmul(chunk, kernel[g]) for g, chunk in enumerate(chunks)], -1)  # [N, O]
         if self.groups == 1:
             # TensorFlow's graph optimizer folds this add into the matmul (a bias post-op on
             # CPU), faster than adding it inside the GELU loop.
-            outputs = outputs + tf.cast(self.bias, self.compute_dtype)
+            outputs = outputs + keras.ops.cast(self.bias, self.compute_dtype)
             if self._activation_fn is not None:
                 outputs = self._activation_fn(outputs)
         else:
             outputs = _add_bias_and_activate(
-                outputs, tf.convert_to_tensor(tf.cast(self.bias, self.compute_dtype)), self)
+                outputs, keras.ops.convert_to_tensor(keras.ops.cast(self.bias, self.compute_dtype)), self)
         leading = ops.shape_list(inputs)[:-1]
-        return tf.reshape(outputs, leading + [self.units])  # [..., O]
+        return keras.ops.reshape(outputs, leading + [self.units])  # [..., O]
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -116,12 +115,12 @@ def grouped_feed_forward(inputs, first: GroupedDense, second: GroupedDense):
     in_width, out_width = inputs.shape[-1], second.units
     dtype = first.compute_dtype
     leading = ops.shape_list(inputs)[:-1]
-    grouped = tf.transpose(tf.reshape(inputs, [-1, groups, in_width // groups]), [1, 0, 2])  # [G, N, I/G]
-    hidden = tf.matmul(grouped, tf.cast(first.kernel, dtype))  # [G, N, M/G]
-    hidden = _add_bias_and_activate(hidden, tf.reshape(tf.cast(first.bias, dtype), [groups, 1, first.units // groups]),
-                                    first)
-    outputs = tf.matmul(hidden, tf.cast(second.kernel, dtype))  # [G, N, O/G]
+    grouped = keras.ops.transpose(keras.ops.reshape(inputs, [-1, groups, in_width // groups]), [1, 0, 2])  # [G, N, I/G]
+    hidden = ops.matmul(grouped, keras.ops.cast(first.kernel, dtype))  # [G, N, M/G]
+    first_bias = keras.ops.reshape(keras.ops.cast(first.bias, dtype), [groups, 1, first.units // groups])
+    hidden = _add_bias_and_activate(hidden, first_bias, first)
+    outputs = ops.matmul(hidden, keras.ops.cast(second.kernel, dtype))  # [G, N, O/G]
     outputs = _add_bias_and_activate(
-        outputs, tf.reshape(tf.cast(second.bias, dtype), [groups, 1, out_width // groups]), second)
-    outputs = tf.transpose(outputs, [1, 0, 2])  # [N, G, O/G]
-    return tf.reshape(outputs, leading + [out_width])  # [..., O]
+        outputs, keras.ops.reshape(keras.ops.cast(second.bias, dtype), [groups, 1, out_width // groups]), second)
+    outputs = keras.ops.transpose(outputs, [1, 0, 2])  # [N, G, O/G]
+    return keras.ops.reshape(outputs, leading + [out_width])  # [..., O]

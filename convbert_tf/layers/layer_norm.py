@@ -1,7 +1,6 @@
 """LayerNorm: Keras's LayerNormalization over the last axis, computed by the XLA-fused op."""
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 
@@ -11,7 +10,8 @@ class LayerNorm(keras.layers.LayerNormalization):
     """keras.layers.LayerNormalization (same weights `gamma`/`beta`, same numbers to float
     rounding) whose normalization runs as `ops.layer_norm`: forward and backward each one XLA
     loop instead of a dozen TensorFlow kernels (benchmarks/README.md). Other axes, or
-    `center`/`scale` off, and tracing under `ops.reference_math()`, fall back to Keras.
+    `center`/`scale` off, tracing under `ops.reference_math()`, and the jax and torch backends
+use Keras's own normalization.
 
     Input [..., W] -> output [..., W] in the compute dtype; half precision is normalized in
     float32.
@@ -19,14 +19,14 @@ class LayerNorm(keras.layers.LayerNormalization):
 
     def fuses(self, rank):
         """Whether inputs of this rank take the fused op (the last axis only, with gamma and beta,
-        outside `ops.reference_math()`)."""
+        outside `ops.reference_math()`, on the tensorflow backend)."""
         axes = [axis % rank for axis in (self.axis if isinstance(self.axis, (list, tuple)) else [self.axis])]
-        return (axes == [rank - 1] and self.center and self.scale and not self.rms_scaling
+        return (ops.TENSORFLOW and axes == [rank - 1] and self.center and self.scale and not self.rms_scaling
                 and not ops.reference_math_active("elementwise"))
 
     def call(self, inputs):
         if not self.fuses(len(inputs.shape)):
             return super().call(inputs)
-        outputs = ops.layer_norm(inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta),
+        outputs = ops.layer_norm(inputs, ops.read(self.gamma), ops.read(self.beta),
                                  self.epsilon)
-        return tf.cast(outputs, self.compute_dtype)
+        return keras.ops.cast(outputs, self.compute_dtype)

@@ -4,7 +4,6 @@ Legend: B batch, P masked positions, D generator hidden, E embedding width, V vo
 """
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.layers.activations import get_activation
@@ -55,10 +54,10 @@ class MaskedLMHead(keras.layers.Layer):
 
     def call(self, hidden):
         projected = self.layer_norm(self.dense(hidden))  # [B, P, E]
-        word_embeddings = tf.cast(self.embedding_layer.word_embeddings, self.compute_dtype)  # [V, E]
-        logits = tf.einsum("BPE,VE->BPV", projected, word_embeddings)  # [B, P, V]
+        word_embeddings = keras.ops.cast(self.embedding_layer.word_embeddings, self.compute_dtype)  # [V, E]
+        logits = ops.einsum("BPE,VE->BPV", projected, word_embeddings)  # [B, P, V]
         logits = ops.upcast_half(logits)
-        return logits + tf.cast(self.output_bias, logits.dtype)
+        return logits + keras.ops.cast(self.output_bias, logits.dtype)
 
     def compute_output_shape(self, hidden_shape):
         return tuple(hidden_shape[:-1]) + (self.embedding_layer.vocab_size,)

@@ -7,7 +7,6 @@ H head size, C = N * H bottleneck width, K kernel size.
 import math
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.config import DEFAULT_CONV_IMPLEMENTATION, head_arithmetic
@@ -114,16 +113,16 @@ class MixedAttention(keras.layers.Layer):
         key = self.key_dense(hidden)  # [B, S, C]
         value = self.value_dense(hidden)  # [B, S, C]
 
-        scores = tf.einsum("BTNH,BSNH->BNTS", tf.reshape(query, heads_shape),
-                           tf.reshape(key, heads_shape))  # [B, N, T, S]
+        scores = ops.einsum("BTNH,BSNH->BNTS", keras.ops.reshape(query, heads_shape),
+                            keras.ops.reshape(key, heads_shape))  # [B, N, T, S]
         attention_probs = attention_probs_with_dropout(self.probs_dropout, scores, padding_mask,
                                                        1.0 / math.sqrt(self.head_size), training)  # [B, N, T, S]
-        attention_heads = tf.einsum("BNTS,BSNH->BTNH", attention_probs,
-                                    tf.reshape(value, heads_shape))  # [B, T, N, H]
-        mixed = tf.reshape(attention_heads, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
+        attention_heads = ops.einsum("BNTS,BSNH->BTNH", attention_probs,
+                                     keras.ops.reshape(value, heads_shape))  # [B, T, N, H]
+        mixed = keras.ops.reshape(attention_heads, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
         if self.span_conv is not None:
             conv_heads = self.span_conv(hidden, query, padding_mask)  # [B, T, C]
-            mixed = tf.concat([mixed, conv_heads], axis=-1)  # [B, T, 2C]
+            mixed = keras.ops.concatenate([mixed, conv_heads], axis=-1)  # [B, T, 2C]
         return self.output_dense(mixed)  # [B, T, D]
 
     def compute_output_shape(self, hidden_shape, padding_mask_shape=None):
@@ -143,23 +142,23 @@ class MixedAttention(keras.layers.Layer):
 def attention_probs_with_dropout(dropout, scores, padding_mask, scale, training):
     """dropout(softmax(scores * scale + padding bias)), the softmax in float32, [B, N, T, S].
 
-    In training with dropout on, one fused op each way (`ops.masked_softmax_dropout`, the mask
+    On tensorflow in training with dropout on, one fused op each way (`ops.masked_softmax_dropout`, the mask
     drawn inside the loop); otherwise, and under `ops.reference_math()`, `attention_probs` and
     the Keras Dropout layer (through `ops.dropout`).
     """
-    if (training and dropout.rate > 0 and dropout.noise_shape is None
+    if (ops.TENSORFLOW and training and dropout.rate > 0 and dropout.noise_shape is None
             and not ops.reference_math_active("elementwise")):
         probs = ops.masked_softmax_dropout(scores, padding_bias(padding_mask), scale, dropout.rate,
                                            ops.dropout_seed(dropout))
-        return tf.cast(probs, dropout.compute_dtype)
+        return keras.ops.cast(probs, dropout.compute_dtype)
     return ops.dropout(dropout, attention_probs(scores, padding_mask, scale, dropout.compute_dtype), training)
 
 
 def attention_probs(scores, padding_mask, scale, dtype):
     """softmax(scores * scale + padding bias) over the keys, taken in >= float32, cast to dtype."""
-    return tf.cast(ops.scaled_softmax(scores, padding_bias(padding_mask), scale), dtype)
+    return keras.ops.cast(ops.scaled_softmax(scores, padding_bias(padding_mask), scale), dtype)
 
 
 def padding_bias(padding_mask):
     """The [B, 1, 1, S] float32 additive bias of a [B, S] padding mask, or None without one."""
-    return None if padding_mask is None else ops.attention_bias_from_padding_mask(padding_mask, tf.float32)
+    return None if padding_mask is None else ops.attention_bias_from_padding_mask(padding_mask, "float32")

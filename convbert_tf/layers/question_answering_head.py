@@ -4,7 +4,6 @@ Legend: B batch, T length, D hidden, K beam size, F = 512 hidden width of the jo
 """
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.layers.activations import gelu
@@ -80,39 +79,56 @@ class QuestionAnsweringHead(keras.layers.Layer):
 
     def call(self, sequence_output, input_mask, segment_ids, start_positions=None, training=None):
         hidden = ops.upcast_half(sequence_output)  # [B, T, D]
-        length = tf.shape(hidden)[1]
-        answer_mask = tf.cast(input_mask, tf.float32) * tf.cast(segment_ids, tf.float32)
-        answer_mask += tf.one_hot(0, length)[None]  # [B, T]
+        length = ops.shape_list(hidden)[1]
+        answer_mask = keras.ops.cast(input_mask, "float32") * keras.ops.cast(segment_ids, "float32")
+        answer_mask += keras.ops.cast(keras.ops.arange(length) == 0, "float32")[None]  # [B, T]
         penalty = NOT_ANSWER_PENALTY * (1.0 - answer_mask)  # [B, T]
-        start_logits = tf.squeeze(ops.upcast_half(self.start_dense(sequence_output)), -1) - penalty  # [B, T]
+        start_logits = self._logits(self.start_dense, sequence_output) - penalty  # [B, T]
         outputs = {"start_logits": start_logits}
         if not self.joint_prediction:
-            outputs["end_logits"] = tf.squeeze(ops.upcast_half(self.end_dense(sequence_output)), -1) - penalty
+            outputs["end_logits"] = self._logits(self.end_dense, sequence_output) - penalty
         elif training:
-            start_states = tf.gather(hidden, start_positions, batch_dims=1)  # [B, D]
-            joint = tf.concat([tf.broadcast_to(start_states[:, None], tf.shape(hidden)), hidden], -1)  # [B, T, 2D]
-            end_logits = tf.squeeze(ops.upcast_half(self.end_dense(self.qa_hidden(joint))), -1)  # [B, T]
-            outputs["end_logits"] = end_logits - penalty
+            start_states = ops.take_rows(hidden, start_positions)  # [B, D]
+            outputs["end_logits"] = self._end_logits(start_states, hidden) - penalty  # [B, T]
         else:
-            start_log_probs = tf.nn.log_softmax(start_logits)  # [B, T]
-            top_log_probs, top_index = tf.math.top_k(start_log_probs, k=self.beam_size)  # [B, K]
-            start_states = tf.gather(hidden, top_index, batch_dims=1)  # [B, K, D]
-            shape = tf.concat([tf.shape(start_states)[:2], tf.shape(hidden)[1:]], 0)  # [B, K, T, D]
-            joint = tf.concat([tf.broadcast_to(start_states[:, :, None], shape),
-                               tf.broadcast_to(hidden[:, None], shape)], -1)  # [B, K, T, 2D]
-            end_logits = tf.squeeze(ops.upcast_half(self.end_dense(self.qa_hidden(joint))), -1)  # [B, K, T]
-            end_log_probs = tf.nn.log_softmax(end_logits - penalty[:, None])  # [B, K, T]
-            end_top_log_probs, end_top_index = tf.math.top_k(end_log_probs, k=self.beam_size)  # [B, K, K]
-            outputs.update(start_top_log_probs=top_log_probs, start_top_index=top_index,
-                           end_top_log_probs=end_top_log_probs, end_top_index=end_top_index)
+            outputs.update(self._beam(start_logits, hidden, penalty))
         if self.answerable_dense is not None:
-            features = hidden[:, 0]  # [B, D]
-            if self.answerable_hidden is not None:
-                start_probs = tf.nn.softmax(start_logits)  # [B, T]
-                weighted = tf.einsum("BT,BTD->BD", start_probs, hidden)  # [B, D]
-                features = self.answerable_hidden(tf.concat([features, weighted], -1))  # [B, F]
-            outputs["answerable_logit"] = tf.squeeze(ops.upcast_half(self.answerable_dense(features)), -1)  # [B]
+            outputs["answerable_logit"] = self._answerable_logit(start_logits, hidden)  # [B]
         return outputs
+
+    @staticmethod
+    def _logits(dense, inputs):
+        """A width-1 dense layer's output without its last axis, in >= float32: [..., D] -> [...]."""
+        return keras.ops.squeeze(ops.upcast_half(dense(inputs)), -1)
+
+    def _end_logits(self, start_states, hidden):
+        """End logits given start states [B, D] (the gold starts) or [B, K, D] (the beam): [B, T] or [B, K, T]."""
+        batch_shape = ops.shape_list(start_states)[:-1]  # [B] or [B, K]
+        shape = batch_shape + ops.shape_list(hidden)[1:]  # [B, (K,) T, D]
+        lead = (slice(None),) * len(batch_shape)
+        starts = keras.ops.broadcast_to(start_states[lead + (None,)], shape)
+        tokens = keras.ops.broadcast_to(hidden if len(batch_shape) == 1 else hidden[:, None], shape)
+        return self._logits(self.end_dense, self.qa_hidden(keras.ops.concatenate([starts, tokens], -1)))
+
+    def _beam(self, start_logits, hidden, penalty):
+        """Inference of the joint head: the top-K starts, and for each the top-K ends (K = beam size)."""
+        start_log_probs = keras.ops.log_softmax(start_logits)  # [B, T]
+        top_log_probs, top_index = keras.ops.top_k(start_log_probs, k=self.beam_size)  # [B, K]
+        start_states = ops.take_rows(hidden, top_index)  # [B, K, D]
+        end_logits = self._end_logits(start_states, hidden)  # [B, K, T]
+        end_log_probs = keras.ops.log_softmax(end_logits - penalty[:, None])  # [B, K, T]
+        end_top_log_probs, end_top_index = keras.ops.top_k(end_log_probs, k=self.beam_size)  # [B, K, K]
+        return dict(start_top_log_probs=top_log_probs, start_top_index=top_index,
+                    end_top_log_probs=end_top_log_probs, end_top_index=end_top_index)
+
+    def _answerable_logit(self, start_logits, hidden):
+        """The "unanswerable" logit from the [CLS] state (and the start-weighted state): [B]."""
+        features = hidden[:, 0]  # [B, D]
+        if self.answerable_hidden is not None:
+            start_probs = keras.ops.softmax(start_logits)  # [B, T]
+            weighted = ops.einsum("BT,BTD->BD", start_probs, hidden)  # [B, D]
+            features = self.answerable_hidden(keras.ops.concatenate([features, weighted], -1))  # [B, F]
+        return self._logits(self.answerable_dense, features)
 
     def get_config(self):
         config = super().get_config()

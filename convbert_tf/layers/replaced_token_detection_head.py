@@ -4,7 +4,6 @@ Legend: B batch, T length, D hidden.
 """
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.layers.activations import get_activation
@@ -42,7 +41,7 @@ class ReplacedTokenDetectionHead(keras.layers.Layer):
 
     def call(self, hidden):
         logits = self.dense_1(self.dense(hidden))  # [B, T, 1]
-        return ops.upcast_half(tf.squeeze(logits, -1))  # [B, T]
+        return ops.upcast_half(keras.ops.squeeze(logits, -1))  # [B, T]
 
     def compute_output_shape(self, hidden_shape):
         return tuple(hidden_shape[:-1])

@@ -5,7 +5,6 @@ C = N * H channels, K kernel size.
 """
 
 import keras
-import tensorflow as tf
 
 from convbert_tf import ops
 from convbert_tf.config import CONV_IMPLEMENTATIONS, DEFAULT_CONV_IMPLEMENTATION
@@ -97,41 +96,41 @@ class SpanDynamicConv(keras.layers.Layer):
     def call(self, hidden, query, padding_mask=None):
         batch, length = ops.shape_list(hidden)[:2]
         if self.mask_padding and padding_mask is not None:
-            keep = tf.cast(padding_mask, hidden.dtype)[:, :, None]  # [B, T, 1]
+            keep = keras.ops.cast(padding_mask, hidden.dtype)[:, :, None]  # [B, T, 1]
             hidden = hidden * keep  # [B, T, D]
         span_key = self._span_key(hidden)  # [B, T, C]
         kernel_logits = self.kernel_dense(span_key * query)  # [B, T, N*K]
-        kernel_logits = tf.reshape(kernel_logits, [batch, length, self.num_heads, self.kernel_size])  # [B, T, N, K]
-        span_kernel = tf.nn.softmax(ops.upcast_half(kernel_logits), axis=-1)  # softmax in >= float32
-        span_kernel = tf.cast(span_kernel, self.compute_dtype)  # [B, T, N, K]
+        kernel_logits = keras.ops.reshape(kernel_logits, [batch, length, self.num_heads, self.kernel_size])  # [B, T, N, K]
+        span_kernel = keras.ops.softmax(ops.upcast_half(kernel_logits), axis=-1)  # softmax in >= float32
+        span_kernel = keras.ops.cast(span_kernel, self.compute_dtype)  # [B, T, N, K]
 
         conv_values = self.value_dense(hidden)  # [B, T, C]
         if self.mask_padding and padding_mask is not None:
             conv_values = conv_values * keep  # [B, T, C]
         if self.implementation == "unfold":
             windows = ops.unfold_windows(conv_values, self.kernel_size)  # [B, T, C, K]
-            windows = tf.reshape(windows, [batch, length, self.num_heads, self.head_size, self.kernel_size])  # [B, T, N, H, K]
-            conv_out = tf.einsum("BTNHK,BTNK->BTNH", windows, span_kernel)  # [B, T, N, H]
+            windows = keras.ops.reshape(windows, [batch, length, self.num_heads, self.head_size, self.kernel_size])  # [B, T, N, H, K]
+            conv_out = ops.einsum("BTNHK,BTNK->BTNH", windows, span_kernel)  # [B, T, N, H]
         else:
-            conv_values = tf.reshape(conv_values, [batch, length, self.num_heads, self.head_size])  # [B, T, N, H]
+            conv_values = keras.ops.reshape(conv_values, [batch, length, self.num_heads, self.head_size])  # [B, T, N, H]
             conv_out = ops.shifted_window_sum(conv_values, span_kernel,
                                               jit_compile=self.implementation == "shifted_xla")  # [B, T, N, H]
-        return tf.reshape(conv_out, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
+        return keras.ops.reshape(conv_out, [batch, length, self.num_heads * self.head_size])  # [B, T, C]
 
     def _span_key(self, hidden):
         """The separable key convolution, [B, T, D] -> [B, T, C]. 'shifted_xla' under XLA
-        compilation on a host without GPU or TPU: the depthwise step as shifted slices
+        compilation on a host without GPU or TPU (tensorflow only): the depthwise step as shifted slices
         (`ops.depthwise_conv1d`; XLA:CPU's depthwise convolution is several times slower),
         then the pointwise matmul and bias, with the layer's own weights. Otherwise the Keras
         layer."""
-        if not (self.implementation == "shifted_xla" and ops.xla_fusion_allowed()
+        if not (ops.TENSORFLOW and self.implementation == "shifted_xla" and ops.xla_fusion_allowed()
                 and ops.in_xla_compilation() and not ops.host_has_accelerator()):
             return self.key_conv(hidden)
         conv = self.key_conv
-        depthwise = tf.cast(conv.depthwise_kernel[:, :, 0], hidden.dtype)  # [K, D]
-        pointwise = tf.cast(conv.pointwise_kernel[0], hidden.dtype)  # [D, C]
-        mixed = tf.tensordot(ops.depthwise_conv1d(hidden, depthwise), pointwise, axes=1)  # [B, T, C]
-        return mixed + tf.cast(conv.bias, hidden.dtype)
+        depthwise = keras.ops.cast(conv.depthwise_kernel[:, :, 0], hidden.dtype)  # [K, D]
+        pointwise = keras.ops.cast(conv.pointwise_kernel[0], hidden.dtype)  # [D, C]
+        mixed = keras.ops.tensordot(ops.depthwise_conv1d(hidden, depthwise), pointwise, axes=1)  # [B, T, C]
+        return mixed + keras.ops.cast(conv.bias, hidden.dtype)
 
     def compute_output_shape(self, hidden_shape, query_shape=None, padding_mask_shape=None):
         return tuple(hidden_shape[:-1]) + (self.num_heads * self.head_size,)

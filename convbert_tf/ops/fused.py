@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from convbert_tf.ops.masks import scaled_softmax
 from convbert_tf.ops.tensors import upcast_half
-from convbert_tf.ops.xla import (compiled, dropout_keep_mask, dropout_seed, fused_op, in_xla_compilation,
-                                 reference_math_active, xla_fusion_allowed)
+from convbert_tf.ops.switches import reference_math_active, xla_fusion_allowed
+from convbert_tf.ops.xla import compiled, dropout_keep_mask, dropout_seed, fused_op, in_xla_compilation
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)

@@ -1,13 +1,19 @@
 """The span convolution's window sum and the span key's depthwise convolution as K shifted
-slices, each with a hand-written gradient of the same form, fused by XLA (outside `without_xla()`).
+slices (the forwards in ops/shifted.py), each with a hand-written gradient of the same form,
+fused by XLA (outside `without_xla()`). TensorFlow only.
 
 Legend: B batch, T length, N heads, H head size, K kernel size, h = (K-1)/2, W channels.
 """
 
 import tensorflow as tf
 
+from convbert_tf.ops.shifted import depthwise as _depthwise_forward
+from convbert_tf.ops.shifted import pad_length as _pad_length
+from convbert_tf.ops.shifted import static_odd_kernel_size
+from convbert_tf.ops.shifted import window_sum as _window_sum_forward
 from convbert_tf.ops.tensors import upcast_half
-from convbert_tf.ops.xla import fused_op, xla_fusion_allowed
+from convbert_tf.ops.switches import xla_fusion_allowed
+from convbert_tf.ops.xla import fused_op
 
 
 # ----- the span convolution without the unfold -------------------------------------------------
@@ -19,24 +25,6 @@ from convbert_tf.ops.xla import fused_op, xla_fusion_allowed
 # Each line is K shifted slices multiplied and added: no [B, T, C, K] window tensor is ever built,
 # and the backward keeps only `values` and `span_kernel` (the unfold keeps all K windows).
 # Half-precision inputs are accumulated in float32 and the results rounded once.
-
-
-def _pad_length(tensor, before, after):
-    """Zero-pads axis 1 (T) of a [B, T, ...] tensor of rank 4."""
-    return tf.pad(tensor, [[0, 0], [before, after], [0, 0], [0, 0]])
-
-
-def _window_sum_forward(values, span_kernel):
-    """values [B, T, N, H], span_kernel [B, T, N, K] -> [B, T, N, H] (see the formulas above)."""
-    kernel_size = span_kernel.shape[-1]
-    half = (kernel_size - 1) // 2
-    length = tf.shape(values)[1]
-    padded = _pad_length(upcast_half(values), half, half)  # [B, T + K - 1, N, H]
-    span_kernel = upcast_half(span_kernel)  # [B, T, N, K]
-    output = padded[:, 0:length] * span_kernel[..., 0:1]  # [B, T, N, H]
-    for i in range(1, kernel_size):
-        output += padded[:, i:i + length] * span_kernel[..., i:i + 1]  # [B, T, N, H]
-    return tf.cast(output, values.dtype)
 
 
 def _window_sum_backward(d_output, values, span_kernel):
@@ -75,9 +63,7 @@ def shifted_window_sum(values, span_kernel, jit_compile=False):
     Returns:
         [B, T, N, H], in the dtype of `values`; half precision is accumulated in float32.
     """
-    kernel_size = span_kernel.shape[-1]
-    if kernel_size is None or kernel_size % 2 != 1:
-        raise ValueError(f"shifted_window_sum needs a static odd kernel size, got {kernel_size}")
+    static_odd_kernel_size(span_kernel.shape[-1], "shifted_window_sum")
     if jit_compile and xla_fusion_allowed():
         return _shifted_window_sum_xla(values, span_kernel)
     return _shifted_window_sum(values, span_kernel)
@@ -97,19 +83,6 @@ _shifted_window_sum, _shifted_window_sum_xla = fused_op(_window_sum_forward, _wi
 # key convolution took 37 ms instead of 5.5 ms per small layer, forward and backward, in a
 # compiled train step); written as slices, each line is one fused loop. TensorFlow's own
 # depthwise kernels are faster than these outside XLA.
-
-
-def _depthwise_forward(x, kernel):
-    """x [B, T, W], kernel [K, W] -> [B, T, W] (see the formulas above)."""
-    kernel_size = kernel.shape[0]
-    half = (kernel_size - 1) // 2
-    length = tf.shape(x)[1]
-    padded = tf.pad(upcast_half(x), [[0, 0], [half, half], [0, 0]])  # [B, T + K - 1, W]
-    kernel32 = upcast_half(kernel)  # [K, W]
-    output = padded[:, 0:length] * kernel32[0]  # [B, T, W]
-    for i in range(1, kernel_size):
-        output += padded[:, i:i + length] * kernel32[i]  # [B, T, W]
-    return tf.cast(output, x.dtype)
 
 
 def _depthwise_backward(d_output, x, kernel):
@@ -148,8 +121,6 @@ def depthwise_conv1d(x, kernel):
     Returns:
         [B, T, W] in the dtype of x.
     """
-    kernel_size = kernel.shape[0]
-    if kernel_size is None or kernel_size % 2 != 1:
-        raise ValueError(f"depthwise_conv1d needs a static odd kernel size, got {kernel_size}")
+    static_odd_kernel_size(kernel.shape[0], "depthwise_conv1d")
     return (_depthwise_xla if xla_fusion_allowed() else _depthwise_plain)(x, kernel)
 

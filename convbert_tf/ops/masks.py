@@ -1,9 +1,9 @@
-"""Attention masking and the masked softmax, in plain TensorFlow ops (the reference math).
+"""Attention masking and the masked softmax, in keras.ops (the reference math, any backend).
 
 Legend: B batch, T query length, S key length.
 """
 
-import tensorflow as tf
+import keras
 
 from convbert_tf.ops.tensors import upcast_half
 
@@ -11,12 +11,12 @@ from convbert_tf.ops.tensors import upcast_half
 MASKED_SCORE = -10000.0
 
 
-def attention_bias_from_padding_mask(padding_mask, dtype=tf.float32):
+def attention_bias_from_padding_mask(padding_mask, dtype="float32"):
     """[B, S] padding mask (1 = keep) -> [B, 1, 1, S] additive bias: 0 to keep, -10000 to drop.
 
     Only keys are masked; padded queries still attend, as in the original.
     """
-    padding_mask = tf.cast(padding_mask, dtype)  # [B, S]
+    padding_mask = keras.ops.cast(padding_mask, dtype)  # [B, S]
     return ((1.0 - padding_mask) * MASKED_SCORE)[:, None, None, :]  # [B, 1, 1, S]
 
 
@@ -27,5 +27,5 @@ def scaled_softmax(scores, bias, scale):
     """
     logits = upcast_half(scores) * scale
     if bias is not None:
-        logits += tf.cast(bias, logits.dtype)
-    return tf.nn.softmax(logits, axis=-1)
+        logits = logits + keras.ops.cast(bias, logits.dtype)
+    return keras.ops.softmax(logits, axis=-1)

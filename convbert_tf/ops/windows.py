@@ -1,9 +1,10 @@
-"""The span convolution's window unfold: the plain reference the fused window sum is tested against.
+"""The span convolution's window unfold, in keras.ops: the plain reference the shifted window
+sum is tested against.
 
 Legend: B batch, T length, C channels, K kernel (window) size.
 """
 
-import tensorflow as tf
+import keras
 
 
 def unfold_windows(values, kernel_size):
@@ -19,7 +20,7 @@ def unfold_windows(values, kernel_size):
     if kernel_size % 2 != 1:
         raise ValueError(f"unfold_windows needs an odd kernel_size, got {kernel_size}")
     half = (kernel_size - 1) // 2
-    length = tf.shape(values)[1]
-    padded = tf.pad(values, [[0, 0], [half, half], [0, 0]])  # [B, T + K - 1, C]
+    length = keras.ops.shape(values)[1]
+    padded = keras.ops.pad(values, [[0, 0], [half, half], [0, 0]])  # [B, T + K - 1, C]
     windows = [padded[:, i:i + length, :] for i in range(kernel_size)]  # K x [B, T, C]
-    return tf.stack(windows, axis=-1)  # [B, T, C, K]
+    return keras.ops.stack(windows, axis=-1)  # [B, T, C, K]

@@ -1,5 +1,5 @@
-"""The machinery of the fused ops: when XLA may compile them, the fused-op factory, the random
-generator for draws compiled by XLA, and the switch back to the plain reference math.
+"""The machinery of the fused ops: whether XLA compiles what is traced, the fused-op factory, the
+random generator for draws compiled by XLA. TensorFlow only.
 
 On CPU, TensorFlow runs an elementwise chain such as GELU's erf form (or its gradient) as one
 kernel per operation, each reading and writing the whole tensor. Compiled by XLA, the chain
@@ -8,71 +8,13 @@ what it needs from the inputs, so nothing but the inputs is kept for the backwar
 compiles each. The numbers are those of the plain TensorFlow ops to float rounding
 (tests/ops/test_fused.py).
 
-Both switches here (`without_xla`, `reference_math`) act on what is traced inside them: they
-are thread-local, and a tf.function traced earlier keeps its graph.
+The switches `without_xla` and `reference_math` live in ops/switches.py (no TensorFlow there).
 """
 
-import contextlib
 import functools
-import threading
 
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
-
-_tracing = threading.local()
-
-# What `reference_math` can turn back to the plain math.
-REFERENCE_PARTS = ("elementwise", "grouped_ffn")
-
-
-@contextlib.contextmanager
-def without_xla():
-    """Inside the block, the fused ops trace as plain TensorFlow ops (same numbers, no XLA).
-
-    For SavedModels: TF Serving runs graphs without XLA unless started with
-    --xla_cpu_compilation_enabled, and a GPU build may have no XLA compiler at all, so an
-    exported graph must not hold functions that must be compiled by XLA.
-    """
-    previous = getattr(_tracing, "without_xla", False)
-    _tracing.without_xla = True
-    try:
-        yield
-    finally:
-        _tracing.without_xla = previous
-
-
-def xla_fusion_allowed():
-    """False inside `without_xla()`."""
-    return not getattr(_tracing, "without_xla", False)
-
-
-@contextlib.contextmanager
-def reference_math(elementwise=True, grouped_ffn=True):
-    """Inside the block, the layers trace with the plain math the fused paths replace.
-
-    elementwise: TensorFlow's erf GELU (`tf.nn.gelu(approximate=False)`, after a separate bias
-        add), Keras's LayerNormalization, and Keras's Dropout layers called on their own (with
-        TensorFlow's softmax and residual add) instead of the fused GELU, bias-GELU, LayerNorm,
-        softmax + dropout and dropout + add + LayerNorm. Same numbers to float rounding; the
-        dropout masks come from Keras's own stream.
-    grouped_ffn: the grouped feed-forward as two GroupedDense calls instead of one batched path.
-
-    The span convolution keeps its `conv_implementation` ('unfold' is its reference).
-    """
-    previous = getattr(_tracing, "reference", frozenset())
-    _tracing.reference = previous | {part for part, on in
-                                     (("elementwise", elementwise), ("grouped_ffn", grouped_ffn)) if on}
-    try:
-        yield
-    finally:
-        _tracing.reference = previous
-
-
-def reference_math_active(part):
-    """Whether `part` (one of REFERENCE_PARTS) traces as the plain math here (`reference_math`)."""
-    if part not in REFERENCE_PARTS:
-        raise ValueError(f"unknown part {part!r}; use one of {REFERENCE_PARTS}")
-    return part in getattr(_tracing, "reference", frozenset())
 
 
 def compiled(fn):
