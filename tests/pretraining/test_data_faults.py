@@ -253,7 +253,7 @@ def test_script_stops_at_a_damaged_first_shard_or_skips_it_and_evaluates_past_a_
 def test_each_worker_skips_the_bad_records_it_reads_and_keeps_in_step(tmp_path):
     """Two workers, one training file each: only worker 1 reads the misshapen record. It skips it
     between two steps (the others wait in the next step's collectives) and the run finishes."""
-    from tests.test_multi_worker import Cluster, _read, _wait_all
+    from tests.training.test_multi_worker import Cluster, _read, _wait_all
 
     data_dir = write_data_dir(str(tmp_path / "data"), num_files=3, records_per_file=64)
     damaged = os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord-1-of-3")

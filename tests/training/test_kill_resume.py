@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from convbert_tf import io
 from convbert_tf.pretraining import run as trainer
 from finetuning_data import HPARAMS as FINETUNING_HPARAMS
 from finetuning_data import write_pretrained, write_sst
@@ -182,11 +183,11 @@ def test_sigkill_inside_the_exports_never_leaves_one_that_looks_complete(pretrai
     log = run_killed_inside(args, os.path.join(data_dir, "export2.log"), "original_layout")
     assert "already trained to step 24" in log and "removed 1 partial write(s)" in log
     assert os.path.exists(os.path.join(saved_model, "saved_model.pb"))
-    assert latest(original_layout) is None and glob.glob(os.path.join(original_layout, ".tmp-*"))
+    assert latest(original_layout) is None and glob.glob(os.path.join(original_layout, io.TEMPORARY_GLOB))
 
     # 3. The rerun sees the export is incomplete, clears the leftovers and finishes it.
     log = run_to_the_end(args, os.path.join(data_dir, "export3.log"))
-    assert "removed 1 partial write(s) of an interrupted run: original_layout/.tmp-" in log
+    assert "removed 1 partial write(s) of an interrupted run: original_layout/.model.ckpt-24.tmp-" in log
     assert f"exported {saved_model}" in log
     assert not leftovers(model_dir)
     assert latest(original_layout) == "model.ckpt-24"
