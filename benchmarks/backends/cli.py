@@ -62,7 +62,7 @@ def check(parser, args) -> dict:
     if not sizes or any(s not in SIZES for s in sizes):
         parser.error(f"--sizes={args.sizes}: use a comma-separated list among {', '.join(SIZES)}")
     batch, seq_length = figures.DEFAULT_SHAPES[args.device]
-    batch = 4 if args.quick else (args.batch or batch)
+    batch = 4 if args.quick else (batch if args.batch is None else args.batch)
     seq_length = 32 if args.quick else args.seq_length
     for name, value in (("--batch", batch), ("--seq_length", seq_length), ("--steps", args.steps),
                         ("--threads", args.threads)):
@@ -78,7 +78,7 @@ def check(parser, args) -> dict:
 
 
 def worker_env(backend: str, device: str) -> dict:
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else ROOT
     if device == "cpu" and backend != "tensorflow":
         env.update(JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
@@ -103,8 +103,9 @@ def launch(module: str, options: dict, backend: str) -> dict:
 def main(argv=None) -> list:
     options = parse_args(argv)
     results = [launch("benchmarks.backends.worker", options, backend) for backend in options["backends"]]
-    if options["compare_hf"]:
-        results.append(launch("benchmarks.backends.hf_worker", options, "torch"))
+    if options["compare_hf"]:  # the models as the first worker described them (it has convbert_tf)
+        described = {s["size"]: s["hf_models"] for s in results[0]["sizes"]}
+        results.append(launch("benchmarks.backends.hf_worker", dict(options, hf_models=described), "torch"))
     print_summary(results, options)
     return results
 

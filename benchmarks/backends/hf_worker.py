@@ -14,11 +14,17 @@ import json
 import sys
 
 from benchmarks.backends import figures
-from benchmarks.backends.worker import bert_config, size_config, synthetic_batch, timed
+from benchmarks.backends.worker import synthetic_batch, timed
 
 
-def hf_model(config, bert: bool):
-    import transformers
+def describe(config, bert, seq_length: int, predictions: int) -> dict:
+    """{model: {"kwargs": Hugging Face config kwargs, "flops": train FLOPs per token}} of one size.
+
+    Called by worker.py (which has convbert_tf), so that this process imports neither convbert_tf
+    nor TensorFlow (TensorFlow loaded beside torch slows torch's first seconds of steps).
+    """
+    from convbert_tf import flops
+    bert = bert.replace(embedding_size=None)  # Hugging Face's BERT has no embedding projection
     shared = dict(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
                   num_hidden_layers=config.num_hidden_layers, num_attention_heads=config.num_attention_heads,
                   intermediate_size=config.intermediate_size, hidden_act=config.hidden_act,
@@ -26,11 +32,17 @@ def hf_model(config, bert: bool):
                   attention_probs_dropout_prob=config.attention_probs_dropout_prob,
                   max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
                   initializer_range=config.initializer_range)
+    convbert = dict(shared, embedding_size=config.resolved_embedding_size, head_ratio=config.head_ratio,
+                    conv_kernel_size=config.conv_kernel_size, num_groups=config.linear_groups)
+    return {"ConvBERT": {"kwargs": convbert, "flops": flops.mlm_step_flops(config, seq_length, predictions)},
+            "BERT": {"kwargs": shared, "flops": flops.mlm_step_flops(bert, seq_length, predictions)}}
+
+
+def hf_model(kwargs: dict, bert: bool):
+    import transformers
     if bert:
-        return transformers.BertForMaskedLM(transformers.BertConfig(**shared))
-    return transformers.ConvBertForMaskedLM(transformers.ConvBertConfig(
-        **shared, embedding_size=config.resolved_embedding_size, head_ratio=config.head_ratio,
-        conv_kernel_size=config.conv_kernel_size, num_groups=config.linear_groups))
+        return transformers.BertForMaskedLM(transformers.BertConfig(**kwargs))
+    return transformers.ConvBertForMaskedLM(transformers.ConvBertConfig(**kwargs))
 
 
 def mlm_loss(model, batch: dict, bert: bool):
@@ -44,12 +56,12 @@ def mlm_loss(model, batch: dict, bert: bool):
     return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), batch["masked_lm_ids"].flatten())
 
 
-def hf_step(config, options: dict, batch: dict, bert: bool, compiled: bool):
+def hf_step(kwargs: dict, options: dict, batch: dict, bert: bool, compiled: bool):
     """A callable: one train step of a fresh model; returns the loss as a float (the device waits)."""
     import torch
     torch.manual_seed(0)
     where = torch.device("cuda" if options["device"] == "gpu" else "cpu")
-    model = hf_model(config, bert).to(where).train()
+    model = hf_model(kwargs, bert).to(where).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, eps=1e-6)
     data = {k: torch.as_tensor(v, dtype=torch.long, device=where) for k, v in batch.items()}
     autocast = torch.autocast(where.type, dtype=torch.bfloat16, enabled=options["dtype"] == "bfloat16")
@@ -67,16 +79,14 @@ def hf_step(config, options: dict, batch: dict, bert: bool, compiled: bool):
 
 
 def measure_size(options: dict, size: str) -> dict:
-    from convbert_tf import flops
-    config = size_config(size, options["quick"])
-    configs = {"ConvBERT": config, "BERT": bert_config(config).replace(embedding_size=None)}
+    models = options["hf_models"][size]
     b, t, p = options["batch"], options["seq_length"], options["predictions"]
-    batch = synthetic_batch(b, t, p, config.vocab_size)
+    batch = synthetic_batch(b, t, p, models["ConvBERT"]["kwargs"]["vocab_size"])
     variants = {"eager": False, "compiled": True} if options["torch_compile"] else {"eager": False}
-    calls = {(model, variant): hf_step(cfg, options, batch, model == "BERT", compiled)
-             for model, cfg in configs.items() for variant, compiled in variants.items()}
+    calls = {(model, variant): hf_step(models[model]["kwargs"], options, batch, model == "BERT", compiled)
+             for model in models for variant, compiled in variants.items()}
     times, peak = timed(calls, options, "torch")
-    step_flops = {model: flops.mlm_step_flops(cfg, t, p) for model, cfg in configs.items()}
+    step_flops = {model: models[model]["flops"] for model in models}
     return {"size": size, "peak": peak, "rows": figures.rows(times, step_flops, b, t, peak)}
 
 
@@ -100,6 +110,7 @@ def main(argv=None):
                 print(f"HF {model + ' ' + variant:<23}{row['tokens_per_s']:>12,.0f}{row['ms']:>10.1f}"
                       f"{100 * row['mfu']:>8.1f}")
         results.append(measured)
+    print(f"imports tensorflow: {'tensorflow' in sys.modules}")
     print("RESULT " + json.dumps({"source": "Hugging Face torch", "sizes": results}), flush=True)
 
 

@@ -114,7 +114,9 @@ def measure_size(options: dict, size: str, workspace=None) -> dict:
     ratios = {variant: figures.time_ratio_against_flops(
         figures.median(times["ConvBERT", variant]), figures.median(times["BERT", variant]),
         step_flops["ConvBERT"], step_flops["BERT"]) for variant in rows["ConvBERT"]}
+    from benchmarks.backends.hf_worker import describe
     return {"size": size, "peak": peak, "rows": rows, "ratios": ratios,
+            "hf_models": describe(config, configs["BERT"], t, p),
             "config": f"hidden {config.hidden_size}, {config.num_hidden_layers} layers, "
                       f"E {config.resolved_embedding_size}, G {config.linear_groups}"}
 
