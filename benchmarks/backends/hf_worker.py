@@ -104,7 +104,8 @@ def main(argv=None):
     for size in options["sizes"]:
         measured = measure_size(options, size)
         print(f"\n== Hugging Face torch {transformers.__version__} {options['device']} {options['dtype']}: {size}, "
-              f"batch {options['batch']} x {options['seq_length']}; matmul peak {measured['peak'] / 1e12:,.3f} TFLOP/s ==")
+              f"batch {options['batch']} x {options['seq_length']}; "
+              f"matmul peak {measured['peak'] / 1e12:,.3f} TFLOP/s ==")
         for model, variants in measured["rows"].items():
             for variant, row in variants.items():
                 print(f"HF {model + ' ' + variant:<23}{row['tokens_per_s']:>12,.0f}{row['ms']:>10.1f}"

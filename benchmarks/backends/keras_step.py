@@ -11,10 +11,9 @@ Legend: B batch, T length, P masked positions, D hidden, V vocab size.
 import keras
 from keras import ops
 
+from benchmarks.options import POLICIES
 from convbert_tf import ConvBertConfig, ConvBertEncoder
 from convbert_tf.layers import MaskedLMHead
-
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 class MaskedLMModel(keras.Model):

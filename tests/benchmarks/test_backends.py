@@ -52,7 +52,8 @@ def test_hugging_face_bert_has_no_embedding_projection_in_its_flops():
     described = describe(config, bert_config(config), 128, 19)
     assert described["BERT"]["flops"] == flops.mlm_step_flops(
         bert_config(config).replace(embedding_size=config.hidden_size), 128, 19)
-    assert described["ConvBERT"]["kwargs"]["embedding_size"] == 128 and "embedding_size" not in described["BERT"]["kwargs"]
+    assert described["ConvBERT"]["kwargs"]["embedding_size"] == 128
+    assert "embedding_size" not in described["BERT"]["kwargs"]
 
 
 def test_synthetic_batch_masks_distinct_positions_after_cls():
