@@ -66,6 +66,6 @@ def side_by_side(results: list) -> list:
     for result in results:
         for model, variants in result["rows"].items():
             for variant, row in variants.items():
-                lines.append(f"| {result['source']} | {model} | {variant} | {row['tokens_per_s'] / 1e3:,.1f}k | "
+                lines.append(f"| {result['source']} | {model} | {variant} | {row['tokens_per_s']:,.0f} | "
                              f"{row['ms']:,.1f} | {100 * row['mfu']:.1f} % |")
     return lines

@@ -93,7 +93,7 @@ def test_cpu_workers_of_jax_and_torch_see_no_gpu():
 def test_side_by_side_rows():
     rows = {"ConvBERT": {"eager": {"tokens_per_s": 1500.0, "ms": 12.0, "mfu": 0.25}}}
     table = figures.side_by_side([{"source": "x", "rows": rows}])
-    assert table[2] == "| x | ConvBERT | eager | 1.5k | 12.0 | 25.0 % |"
+    assert table[2] == "| x | ConvBERT | eager | 1,500 | 12.0 | 25.0 % |"
 
 
 def test_quick_config_is_the_tiny_model():
