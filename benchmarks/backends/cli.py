@@ -46,6 +46,9 @@ def parse_args(argv=None):
                         help="torch and Hugging Face: time the eager step only")
     parser.add_argument("--compare_hf", action="store_true",
                         help="also time Hugging Face's torch ConvBERT and BERT (needs transformers)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the workers this many times in turn (A, B, A, B); medians over the rounds, "
+                             "so that a load that changes between processes weighs on every side alike")
     parser.add_argument("--quick", action="store_true", help="tiny model, batch 4 x 32, 2 steps: a smoke run")
     return check(parser, parser.parse_args(argv))
 
@@ -65,7 +68,7 @@ def check(parser, args) -> dict:
     batch = 4 if args.quick else (batch if args.batch is None else args.batch)
     seq_length = 32 if args.quick else args.seq_length
     for name, value in (("--batch", batch), ("--seq_length", seq_length), ("--steps", args.steps),
-                        ("--threads", args.threads)):
+                        ("--threads", args.threads), ("--rounds", args.rounds)):
         if value < 1:
             parser.error(f"{name} must be >= 1")
     if args.warmup < 0:
@@ -74,7 +77,7 @@ def check(parser, args) -> dict:
                 seq_length=seq_length, predictions=figures.masked_positions(seq_length),
                 steps=2 if args.quick else args.steps, warmup=1 if args.quick else args.warmup,
                 threads=args.threads, jit_compile=args.jit_compile, torch_compile=args.torch_compile,
-                compare_hf=args.compare_hf, quick=args.quick)
+                compare_hf=args.compare_hf, quick=args.quick, rounds=args.rounds)
 
 
 def worker_env(backend: str, device: str) -> dict:
@@ -100,18 +103,25 @@ def launch(module: str, options: dict, backend: str) -> dict:
     return result
 
 
-def main(argv=None) -> list:
-    options = parse_args(argv)
+def one_round(options: dict) -> list:
     results = [launch("benchmarks.backends.worker", options, backend) for backend in options["backends"]]
     if options["compare_hf"]:  # the models as the first worker described them (it has convbert_tf)
         described = {s["size"]: s["hf_models"] for s in results[0]["sizes"]}
         results.append(launch("benchmarks.backends.hf_worker", dict(options, hf_models=described), "torch"))
+    return results
+
+
+def main(argv=None) -> list:
+    options = parse_args(argv)
+    rounds = [one_round(options) for _ in range(options["rounds"])]
+    results = [figures.median_of_rounds([r[i] for r in rounds]) for i in range(len(rounds[0]))]
     print_summary(results, options)
     return results
 
 
 def print_summary(results: list, options: dict):
-    print(f"\n== side by side: {options['device']}, {options['dtype']}, batch {options['batch']} x "
+    print(f"\n== side by side (medians over {options['rounds']} round(s)): {options['device']}, "
+          f"{options['dtype']}, batch {options['batch']} x "
           f"{options['seq_length']}, MLM step (encoder + MLM head at {options['predictions']} positions + AdamW) ==")
     for size in options["sizes"]:
         per_size = [{"source": r["source"], "rows": s["rows"]} for r in results for s in r["sizes"]

@@ -57,6 +57,19 @@ def rows(times: dict, flops_per_token: dict, batch: int, seq_length: int, peak: 
     return table
 
 
+def median_of_rounds(results: list) -> dict:
+    """One worker's RESULT dicts from several rounds -> one, each row's figures the medians."""
+    merged = {key: value for key, value in results[0].items() if key != "sizes"}
+    merged["sizes"] = []
+    for i, size in enumerate(results[0]["sizes"]):
+        rows = {model: {variant: {key: median([r["sizes"][i]["rows"][model][variant][key] for r in results])
+                                  for key in row}
+                        for variant, row in variants.items()}
+                for model, variants in size["rows"].items()}
+        merged["sizes"].append(dict(size, rows=rows))
+    return merged
+
+
 def side_by_side(results: list) -> list:
     """Markdown rows: source, model, variant (eager, compiled, tf.function), tokens/s, ms/step, MFU.
 

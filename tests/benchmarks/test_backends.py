@@ -96,6 +96,20 @@ def test_side_by_side_rows():
     assert table[2] == "| x | ConvBERT | eager | 1,500 | 12.0 | 25.0 % |"
 
 
+def test_rounds_merge_into_medians_per_row():
+    def result(rate):
+        return {"source": "x", "sizes": [{"size": "small", "peak": 1.0,
+                                          "rows": {"BERT": {"eager": {"tokens_per_s": rate, "ms": 1e3 / rate,
+                                                                      "mfu": rate / 1e4}}}}]}
+    merged = figures.median_of_rounds([result(100.0), result(300.0), result(200.0)])
+    assert merged["source"] == "x" and merged["sizes"][0]["size"] == "small"
+    assert merged["sizes"][0]["rows"]["BERT"]["eager"] == pytest.approx({"tokens_per_s": 200.0, "ms": 5.0,
+                                                                          "mfu": 0.02})
+    assert cli.parse_args(["--rounds=3"])["rounds"] == 3
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--rounds=0"])
+
+
 def test_quick_config_is_the_tiny_model():
     config = size_config("small", quick=True)
     assert (config.hidden_size, config.num_hidden_layers, config.resolved_embedding_size) == (64, 2, 32)
