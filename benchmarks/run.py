@@ -5,6 +5,8 @@ r"""One command for every figure of benchmarks/README.md: ConvBERT against a sam
   python -m benchmarks.run --jit_compile        # ... and the train steps compiled with XLA
   python -m benchmarks.run --device=/GPU:0 --dtype=bfloat16 --jit_compile   # on a GPU
   python -m benchmarks.run --quick              # a tiny smoke run (seconds), not a measurement
+  python -m benchmarks.run --backend=jax|torch|tensorflow --device=cpu|gpu [--compare_hf]
+                                                # the MLM train step on a Keras backend (benchmarks/backends)
 
 Prints the machine, its measured matmul peak, a layer-level table (mixed attention against
 self-attention at T = 128 and 512), per size the train-step (encoder + MLM head, full ELECTRA
@@ -120,6 +122,10 @@ def _run_sections(figures, workspace, options, shapes, report):
 
 
 def main(argv=None):
+    from benchmarks.backends import cli
+    if cli.wants_backends(sys.argv[1:] if argv is None else argv):  # before TensorFlow is imported
+        cli.main(argv)
+        return
     args, sizes = parse_args(argv)
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
