@@ -111,7 +111,7 @@ def main(argv=None):
                 print(f"HF {model + ' ' + variant:<23}{row['tokens_per_s']:>12,.0f}{row['ms']:>10.1f}"
                       f"{100 * row['mfu']:>8.1f}")
         results.append(measured)
-    print(f"imports tensorflow: {'tensorflow' in sys.modules}")
+    print(f"imports tensorflow: {sys.modules.get('tensorflow') is not None}")
     print("RESULT " + json.dumps({"source": "Hugging Face torch", "sizes": results}), flush=True)
 
 
