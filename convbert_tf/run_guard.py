@@ -33,9 +33,9 @@ TF_CHECKPOINT_PATTERNS = (
     "ckpt-*_temp",  # tf.train.Checkpoint's shards before their merge
     "checkpoint.tmp*",  # CheckpointManager's `checkpoint` state file before its rename
 )
-# Names of writes not yet made through convbert_tf.io: hparams.json and the results (the
-# pretraining trainer), the old export directory set aside (export.write_saved_model) and the
-# original-layout checkpoint's staging directory (checkpoints.save_original_checkpoint).
+# Temporary names that earlier versions of this package used (hparams.json and results, the old
+# export set aside, the original layout's staging folder): a model_dir that such a run left when
+# killed is still cleaned. Nothing in the package writes these names now.
 OTHER_TEMPORARY_PATTERNS = ("*.json.tmp-*", ".saved_model.old-*", "original_layout/.tmp-*")
 INTERRUPTED_WRITE_PATTERNS = (io.TEMPORARY_GLOB, f"original_layout/{io.TEMPORARY_GLOB}") + TF_CHECKPOINT_PATTERNS \
     + OTHER_TEMPORARY_PATTERNS
@@ -219,7 +219,7 @@ def model_dir_lock(model_dir: str, lock_name: str = LOCK_FILENAME, elsewhere: st
 
 # The same in a fine-tuning trial's directory (exports go to saved_model/<task>).
 TRIAL_INTERRUPTED_WRITE_PATTERNS = (io.TEMPORARY_GLOB, f"saved_model/{io.TEMPORARY_GLOB}") + TF_CHECKPOINT_PATTERNS \
-    + ("saved_model/.*.old-*",)
+    + ("saved_model/.*.old-*",)  # an earlier version's export set aside
 
 
 def remove_interrupted_writes(model_dir: str, patterns=INTERRUPTED_WRITE_PATTERNS) -> list:
